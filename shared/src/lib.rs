@@ -1,0 +1,17 @@
+//! # evalgate
+//!
+//! The library behind evalgate's four Lambda functions and its CLI: quality gates and
+//! automated rollback for generative-AI applications on Amazon Bedrock.
+//!
+//! The crate is split the way the functions use it:
+//!
+//! * plain domain logic over plain types (pure, unit-tested, no I/O);
+//! * small traits for the AWS services it talks to, with SDK-backed adapters;
+//! * [`config`] (environment) and [`aws`] (SDK client construction) shared by every binary;
+//! * [`telemetry`] for JSON logs.
+//!
+//! Handlers in `functions/*` stay thin: parse the event, call into this crate, map errors.
+
+pub mod aws;
+pub mod config;
+pub mod telemetry;
