@@ -139,6 +139,13 @@ pub fn fingerprint(parts: &[&str]) -> String {
     hex(&hasher.finalize())
 }
 
+/// The identity of a prompt across datasets, shards, results and releases: the first 16 hex
+/// characters of the SHA-256 of its exact text. Used to match prompts for regression checks
+/// and to refer to a prompt in logs and alerts without its text.
+pub fn prompt_hash(prompt: &str) -> String {
+    fingerprint(&[prompt])[..16].to_owned()
+}
+
 /// Lowercase hex encoding.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -484,6 +491,13 @@ mod tests {
         assert_ne!(t, client_request_token(&["b", "k", "e"], 1));
         assert_eq!(t.len(), 64);
         assert!(t.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn prompt_hashes_are_short_stable_and_distinct() {
+        assert_eq!(prompt_hash("What is 2+2?"), prompt_hash("What is 2+2?"));
+        assert_ne!(prompt_hash("What is 2+2?"), prompt_hash("What is 2+3?"));
+        assert_eq!(prompt_hash("x").len(), 16);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod config;
 pub mod events;
 pub mod layout;
 pub mod ledger;
+pub mod metadata;
 pub mod policy;
 pub mod store;
 pub mod telemetry;
