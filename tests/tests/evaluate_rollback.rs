@@ -181,10 +181,8 @@ impl World {
             },
         );
         let publisher = EventBridgePublisher::new(self.eventbridge.clone(), &self.bus);
-        let verdict_uri = evalgate::layout::s3_uri(
-            &self.bucket,
-            &evalgate::layout::verdict_key(app, release),
-        );
+        let verdict_uri =
+            evalgate::layout::s3_uri(&self.bucket, &evalgate::layout::verdict_key(app, release));
         promote(
             &ledger,
             &pointer,
@@ -362,16 +360,27 @@ async fn ssm_pass_promoted_alarm_rolls_back_to_the_previous_pass_skipping_a_fail
     let param = format!("/{}/release", unique("bot"));
     let (pointer_yaml, spec) = ssm_pointer(&param);
     world
-        .policy(app, &pointer_yaml, "  alarms: [bot-errors-*]\n  min_duration: 3m\n")
+        .policy(
+            app,
+            &pointer_yaml,
+            "  alarms: [bot-errors-*]\n  min_duration: 3m\n",
+        )
         .await;
     let t0 = Utc::now() - minutes(60);
     world.verdict(app, "v1", Outcome::Pass, t0).await;
-    world.verdict(app, "v2", Outcome::Fail, t0 + minutes(10)).await;
-    world.verdict(app, "v3", Outcome::Pass, t0 + minutes(20)).await;
+    world
+        .verdict(app, "v2", Outcome::Fail, t0 + minutes(10))
+        .await;
+    world
+        .verdict(app, "v3", Outcome::Pass, t0 + minutes(20))
+        .await;
     world.ssm_parameter(&param, "v0").await;
 
     // v1 passed → promoted; v2 failed (never promoted); v3 passed → promoted.
-    assert!(matches!(world.promote(app, "v1", &spec).await, Promotion::Promoted { .. }));
+    assert!(matches!(
+        world.promote(app, "v1", &spec).await,
+        Promotion::Promoted { .. }
+    ));
     let promoted = world.promote(app, "v3", &spec).await;
     assert!(
         matches!(&promoted, Promotion::Promoted { previous: Some(p), .. } if p == "v1"),
@@ -380,7 +389,10 @@ async fn ssm_pass_promoted_alarm_rolls_back_to_the_previous_pass_skipping_a_fail
     assert_eq!(world.ssm_value(&param).await, ("v3".to_owned(), 3));
     let events = world.events(2).await;
     assert_eq!(
-        events.iter().map(|(t, d)| (t.as_str(), d["release"].as_str().unwrap())).collect::<Vec<_>>(),
+        events
+            .iter()
+            .map(|(t, d)| (t.as_str(), d["release"].as_str().unwrap()))
+            .collect::<Vec<_>>(),
         vec![("Release Promoted", "v1"), ("Release Promoted", "v3")]
     );
 
@@ -389,12 +401,21 @@ async fn ssm_pass_promoted_alarm_rolls_back_to_the_previous_pass_skipping_a_fail
     let since = Utc::now();
     let event_id = unique("alarm-event");
     let out = function
-        .invoke(&alarm_event(&event_id, "bot-errors-5xx", ("OK", "ALARM"), since, 4))
+        .invoke(&alarm_event(
+            &event_id,
+            "bot-errors-5xx",
+            ("OK", "ALARM"),
+            since,
+            4,
+        ))
         .await
         .unwrap();
     assert_eq!(out["results"][0]["outcome"], "rolled_back", "{out}");
     assert_eq!(out["results"][0]["from"], "v3");
-    assert_eq!(out["results"][0]["to"], "v1", "v2 failed its gate: skipped as a target");
+    assert_eq!(
+        out["results"][0]["to"], "v1",
+        "v2 failed its gate: skipped as a target"
+    );
 
     // The pointer: a new parameter version with v1, labelled and described.
     assert_eq!(world.ssm_value(&param).await, ("v1".to_owned(), 4));
@@ -403,10 +424,9 @@ async fn ssm_pass_promoted_alarm_rolls_back_to_the_previous_pass_skipping_a_fail
     let label = latest.labels().first().unwrap();
     assert!(label.starts_with("rollback-from-v3-to-v1-"), "{label}");
     assert!(
-        latest
-            .description()
-            .unwrap()
-            .contains(&format!("evalgate rollback of bot: v3 -> v1 (alarm bot-errors-5xx, event {event_id})")),
+        latest.description().unwrap().contains(&format!(
+            "evalgate rollback of bot: v3 -> v1 (alarm bot-errors-5xx, event {event_id})"
+        )),
         "{:?}",
         latest.description()
     );
@@ -417,7 +437,10 @@ async fn ssm_pass_promoted_alarm_rolls_back_to_the_previous_pass_skipping_a_fail
     let record = &records[0];
     assert_eq!(record.alarm.event_id, event_id);
     assert!(record.executed && !record.dry_run && record.completed_at.is_some());
-    assert_eq!((record.from.as_deref(), record.to.as_deref()), (Some("v3"), Some("v1")));
+    assert_eq!(
+        (record.from.as_deref(), record.to.as_deref()),
+        (Some("v3"), Some("v1"))
+    );
     assert_eq!(record.pointer, format!("ssm:{param}"));
     let key = evalgate::ledger::rollback_key(app, &event_id);
     assert!(world.store().head(&key).await.unwrap().is_some(), "{key}");
@@ -441,12 +464,18 @@ async fn ssm_pass_promoted_alarm_rolls_back_to_the_previous_pass_skipping_a_fail
         json!(["GenAI/Evaluation ErrorRate Application=bot"])
     );
     assert!(
-        detail["alarm"]["arn"].as_str().unwrap().ends_with(":alarm:bot-errors-5xx"),
+        detail["alarm"]["arn"]
+            .as_str()
+            .unwrap()
+            .ends_with(":alarm:bot-errors-5xx"),
         "{detail}"
     );
     let reason = detail["reason"].as_str().unwrap();
     assert!(reason.contains("4 breaching datapoints of 1m"), "{reason}");
-    assert!(reason.contains("labelled rollback-from-v3-to-v1-"), "{reason}");
+    assert!(
+        reason.contains("labelled rollback-from-v3-to-v1-"),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
@@ -478,11 +507,18 @@ async fn lambda_alias_rollback_points_at_the_passing_version_and_stops_the_canar
         .await;
     let t0 = Utc::now() - minutes(60);
     world.verdict(app, "v1", Outcome::Pass, t0).await;
-    world.verdict(app, "v2", Outcome::Inconclusive, t0 + minutes(10)).await;
-    world.verdict(app, "v3", Outcome::Pass, t0 + minutes(20)).await;
+    world
+        .verdict(app, "v2", Outcome::Inconclusive, t0 + minutes(10))
+        .await;
+    world
+        .verdict(app, "v3", Outcome::Pass, t0 + minutes(20))
+        .await;
 
     let promoted = world.promote(app, "v3", &spec).await;
-    assert!(matches!(&promoted, Promotion::Promoted { previous: Some(p), .. } if p == "v1"), "{promoted:?}");
+    assert!(
+        matches!(&promoted, Promotion::Promoted { previous: Some(p), .. } if p == "v1"),
+        "{promoted:?}"
+    );
     let alias = world
         .lambda
         .get_alias()
@@ -492,7 +528,12 @@ async fn lambda_alias_rollback_points_at_the_passing_version_and_stops_the_canar
         .await
         .unwrap();
     assert_eq!(alias.function_version(), Some(versions[2].as_str()));
-    assert!(alias.description().unwrap().starts_with("evalgate promotion at="));
+    assert!(
+        alias
+            .description()
+            .unwrap()
+            .starts_with("evalgate promotion at=")
+    );
     // A canary of the (inconclusive) v2 is sent 10% of the traffic by someone else.
     world
         .lambda
@@ -511,7 +552,13 @@ async fn lambda_alias_rollback_points_at_the_passing_version_and_stops_the_canar
     let function = world.function().await;
     let event_id = unique("alarm-event");
     let out = function
-        .invoke(&alarm_event(&event_id, "bot-quality", ("OK", "ALARM"), Utc::now(), 1))
+        .invoke(&alarm_event(
+            &event_id,
+            "bot-quality",
+            ("OK", "ALARM"),
+            Utc::now(),
+            1,
+        ))
         .await
         .unwrap();
     assert_eq!(out["results"][0]["outcome"], "rolled_back", "{out}");
@@ -525,15 +572,25 @@ async fn lambda_alias_rollback_points_at_the_passing_version_and_stops_the_canar
         .send()
         .await
         .unwrap();
-    assert_eq!(alias.function_version(), Some(versions[0].as_str()), "v1's version");
+    assert_eq!(
+        alias.function_version(),
+        Some(versions[0].as_str()),
+        "v1's version"
+    );
     let weights = alias
         .routing_config()
         .and_then(|r| r.additional_version_weights())
         .map(|w| w.len())
         .unwrap_or(0);
-    assert_eq!(weights, 0, "weighted routing removed: the canary is stopped");
+    assert_eq!(
+        weights, 0,
+        "weighted routing removed: the canary is stopped"
+    );
     let stamp = alias.description().unwrap();
-    assert!(stamp.starts_with("evalgate rollback at=") && stamp.ends_with(" release=v1"), "{stamp}");
+    assert!(
+        stamp.starts_with("evalgate rollback at=") && stamp.ends_with(" release=v1"),
+        "{stamp}"
+    );
 
     let records = world.rollbacks(app).await;
     assert_eq!(records.len(), 1);
@@ -545,7 +602,10 @@ async fn lambda_alias_rollback_points_at_the_passing_version_and_stops_the_canar
     assert_eq!(kinds, vec!["Release Promoted", "Rollback Executed"]);
     assert_eq!(events[1].1["from"], "v3");
     assert_eq!(events[1].1["to"], "v1");
-    assert_eq!(events[1].1["pointer"], format!("lambda:{function_name}:live"));
+    assert_eq!(
+        events[1].1["pointer"],
+        format!("lambda:{function_name}:live")
+    );
 }
 
 #[tokio::test]
@@ -555,12 +615,20 @@ async fn alarms_that_must_not_act_are_ignored() {
     let param = format!("/{}/release", unique("bot"));
     let (pointer_yaml, spec) = ssm_pointer(&param);
     world
-        .policy(app, &pointer_yaml, "  alarms: [bot-errors]\n  min_duration: 5m\n  cooldown: 30m\n")
+        .policy(
+            app,
+            &pointer_yaml,
+            "  alarms: [bot-errors]\n  min_duration: 5m\n  cooldown: 30m\n",
+        )
         .await;
     let t0 = Utc::now() - minutes(60);
     world.verdict(app, "v1", Outcome::Pass, t0).await;
-    world.verdict(app, "v2", Outcome::Pass, t0 + minutes(10)).await;
-    world.verdict(app, "v3", Outcome::Pass, t0 + minutes(20)).await;
+    world
+        .verdict(app, "v2", Outcome::Pass, t0 + minutes(10))
+        .await;
+    world
+        .verdict(app, "v3", Outcome::Pass, t0 + minutes(20))
+        .await;
     world.ssm_parameter(&param, "v2").await;
     world.promote(app, "v3", &spec).await;
     let _promoted = world.events(1).await;
@@ -571,7 +639,13 @@ async fn alarms_that_must_not_act_are_ignored() {
     let ignored = [
         (
             "an alarm no policy lists",
-            alarm_event(&unique("e"), "someone-elses-alarm", ("OK", "ALARM"), now, 10),
+            alarm_event(
+                &unique("e"),
+                "someone-elses-alarm",
+                ("OK", "ALARM"),
+                now,
+                10,
+            ),
             None,
         ),
         (
@@ -581,7 +655,13 @@ async fn alarms_that_must_not_act_are_ignored() {
         ),
         (
             "began before the promotion",
-            alarm_event(&unique("e"), "bot-errors", ("OK", "ALARM"), now - minutes(10), 10),
+            alarm_event(
+                &unique("e"),
+                "bot-errors",
+                ("OK", "ALARM"),
+                now - minutes(10),
+                10,
+            ),
             Some("before v3 went live"),
         ),
         (
@@ -601,29 +681,59 @@ async fn alarms_that_must_not_act_are_ignored() {
             }
         }
     }
-    assert_eq!(world.ssm_value(&param).await, ("v3".to_owned(), version_after_promotion));
+    assert_eq!(
+        world.ssm_value(&param).await,
+        ("v3".to_owned(), version_after_promotion)
+    );
     assert!(world.rollbacks(app).await.is_empty());
-    assert!(world.events(0).await.is_empty(), "ignored alarms announce nothing");
+    assert!(
+        world.events(0).await.is_empty(),
+        "ignored alarms announce nothing"
+    );
     // The unlisted alarm is logged at debug only (the function logs at info): nothing.
     assert!(
-        !function.logs().iter().any(|l| l.contains("someone-elses-alarm")),
+        !function
+            .logs()
+            .iter()
+            .any(|l| l.contains("someone-elses-alarm")),
         "unlisted alarms are not logged at info"
     );
 
     // A real one acts; the next one inside the cooldown is ignored.
     let out = function
-        .invoke(&alarm_event(&unique("e"), "bot-errors", ("OK", "ALARM"), Utc::now(), 6))
+        .invoke(&alarm_event(
+            &unique("e"),
+            "bot-errors",
+            ("OK", "ALARM"),
+            Utc::now(),
+            6,
+        ))
         .await
         .unwrap();
     assert_eq!(out["results"][0]["outcome"], "rolled_back", "{out}");
     assert_eq!(out["results"][0]["to"], "v2");
     let out = function
-        .invoke(&alarm_event(&unique("e"), "bot-errors", ("OK", "ALARM"), Utc::now(), 6))
+        .invoke(&alarm_event(
+            &unique("e"),
+            "bot-errors",
+            ("OK", "ALARM"),
+            Utc::now(),
+            6,
+        ))
         .await
         .unwrap();
     assert_eq!(out["results"][0]["outcome"], "ignored", "{out}");
-    assert!(out["results"][0]["reason"].as_str().unwrap().contains("cooldown"), "{out}");
-    assert_eq!(world.ssm_value(&param).await, ("v2".to_owned(), version_after_promotion + 1));
+    assert!(
+        out["results"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cooldown"),
+        "{out}"
+    );
+    assert_eq!(
+        world.ssm_value(&param).await,
+        ("v2".to_owned(), version_after_promotion + 1)
+    );
     assert_eq!(world.rollbacks(app).await.len(), 1);
     let events = world.events(1).await;
     assert_eq!(events.len(), 1, "{events:?}");
@@ -642,7 +752,9 @@ async fn the_same_alarm_event_three_times_and_concurrently_rolls_back_once() {
             .policy(app, &pointer_yaml, &format!("  alarms: [{app}-errors]\n"))
             .await;
         world.verdict(app, "v1", Outcome::Pass, t0).await;
-        world.verdict(app, "v2", Outcome::Pass, t0 + minutes(10)).await;
+        world
+            .verdict(app, "v2", Outcome::Pass, t0 + minutes(10))
+            .await;
         world.ssm_parameter(param, "v1").await;
         world.promote(app, "v2", &spec).await;
     }
@@ -659,7 +771,11 @@ async fn the_same_alarm_event_three_times_and_concurrently_rolls_back_once() {
     assert_eq!(outcomes, vec!["rolled_back", "duplicate", "duplicate"]);
 
     // Three deliveries at once, to three function instances.
-    let instances = [world.function().await, world.function().await, world.function().await];
+    let instances = [
+        world.function().await,
+        world.function().await,
+        world.function().await,
+    ];
     let event = alarm_event(&unique("e"), "conc-errors", ("OK", "ALARM"), Utc::now(), 1);
     let (x, y, z) = tokio::join!(
         instances[0].invoke(&event),
@@ -668,7 +784,12 @@ async fn the_same_alarm_event_three_times_and_concurrently_rolls_back_once() {
     );
     let mut outcomes: Vec<String> = [x, y, z]
         .into_iter()
-        .map(|r| r.unwrap()["results"][0]["outcome"].as_str().unwrap().to_owned())
+        .map(|r| {
+            r.unwrap()["results"][0]["outcome"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     outcomes.sort();
     assert_eq!(outcomes, vec!["duplicate", "duplicate", "rolled_back"]);
@@ -698,31 +819,53 @@ async fn no_passing_release_skips_and_dry_run_reports_both_leave_the_pointer() {
 
     // "none": v1 failed, v2 passed and is live: nothing to return to.
     let (pointer_yaml, spec) = ssm_pointer(&param_none);
-    world.policy("none", &pointer_yaml, "  alarms: [none-errors]\n").await;
+    world
+        .policy("none", &pointer_yaml, "  alarms: [none-errors]\n")
+        .await;
     world.verdict("none", "v1", Outcome::Fail, t0).await;
-    world.verdict("none", "v2", Outcome::Pass, t0 + minutes(10)).await;
+    world
+        .verdict("none", "v2", Outcome::Pass, t0 + minutes(10))
+        .await;
     world.ssm_parameter(&param_none, "v1").await;
     world.promote("none", "v2", &spec).await;
 
     // "dry": v1 and v2 passed, v2 is live; the policy only reports.
     let (pointer_yaml, spec) = ssm_pointer(&param_dry);
     world
-        .policy("dry", &pointer_yaml, "  alarms: [dry-errors]\n  dry_run: true\n")
+        .policy(
+            "dry",
+            &pointer_yaml,
+            "  alarms: [dry-errors]\n  dry_run: true\n",
+        )
         .await;
     world.verdict("dry", "v1", Outcome::Pass, t0).await;
-    world.verdict("dry", "v2", Outcome::Pass, t0 + minutes(10)).await;
+    world
+        .verdict("dry", "v2", Outcome::Pass, t0 + minutes(10))
+        .await;
     world.ssm_parameter(&param_dry, "v1").await;
     world.promote("dry", "v2", &spec).await;
     let _promotions = world.events(2).await;
 
     let function = world.function().await;
     let out = function
-        .invoke(&alarm_event(&unique("e"), "none-errors", ("OK", "ALARM"), Utc::now(), 1))
+        .invoke(&alarm_event(
+            &unique("e"),
+            "none-errors",
+            ("OK", "ALARM"),
+            Utc::now(),
+            1,
+        ))
         .await
         .unwrap();
     assert_eq!(out["results"][0]["outcome"], "skipped", "{out}");
     let out = function
-        .invoke(&alarm_event(&unique("e"), "dry-errors", ("OK", "ALARM"), Utc::now(), 1))
+        .invoke(&alarm_event(
+            &unique("e"),
+            "dry-errors",
+            ("OK", "ALARM"),
+            Utc::now(),
+            1,
+        ))
         .await
         .unwrap();
     assert_eq!(out["results"][0]["outcome"], "skipped", "{out}");
@@ -740,14 +883,24 @@ async fn no_passing_release_skips_and_dry_run_reports_both_leave_the_pointer() {
     assert_eq!(dry["dryRun"], true);
     assert_eq!(dry["current"], "v2");
     assert_eq!(dry["wouldRollBackTo"], "v1");
-    assert!(dry["reason"].as_str().unwrap().starts_with("dry run: would roll back from v2 to v1"));
+    assert!(
+        dry["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("dry run: would roll back from v2 to v1")
+    );
     let (kind, none) = &events[1];
     assert_eq!(kind, "Rollback Skipped");
     assert_eq!(none["application"], "none");
     assert_eq!(none["dryRun"], false);
     assert_eq!(none["current"], "v2");
     assert!(none.get("wouldRollBackTo").is_none(), "{none}");
-    assert!(none["reason"].as_str().unwrap().contains("no release before v2 passed its gate"));
+    assert!(
+        none["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no release before v2 passed its gate")
+    );
 
     let dry_records = world.rollbacks("dry").await;
     assert!(dry_records[0].dry_run && !dry_records[0].executed);
@@ -767,14 +920,22 @@ async fn an_alarm_listed_by_two_applications_acts_for_both() {
             .policy(app, &pointer_yaml, "  alarms: [shared-gateway-*]\n")
             .await;
         world.verdict(app, "v1", Outcome::Pass, t0).await;
-        world.verdict(app, "v2", Outcome::Pass, t0 + minutes(10)).await;
+        world
+            .verdict(app, "v2", Outcome::Pass, t0 + minutes(10))
+            .await;
         world.ssm_parameter(&param, "v1").await;
         world.promote(app, "v2", &spec).await;
         params.push(param);
     }
     let function = world.function().await;
     let out = function
-        .invoke(&alarm_event(&unique("e"), "shared-gateway-5xx", ("OK", "ALARM"), Utc::now(), 1))
+        .invoke(&alarm_event(
+            &unique("e"),
+            "shared-gateway-5xx",
+            ("OK", "ALARM"),
+            Utc::now(),
+            1,
+        ))
         .await
         .unwrap();
     let apps: Vec<&str> = out["results"]
@@ -804,14 +965,25 @@ async fn a_malformed_event_is_a_precise_error_and_a_missing_pointer_is_skipped()
     assert!(message.contains("Check the EventBridge rule"), "{message}");
 
     let (pointer_yaml, _) = ssm_pointer("/does-not-exist/release");
-    world.policy("ghost", &pointer_yaml, "  alarms: [ghost-errors]\n").await;
+    world
+        .policy("ghost", &pointer_yaml, "  alarms: [ghost-errors]\n")
+        .await;
     let out = function
-        .invoke(&alarm_event(&unique("e"), "ghost-errors", ("OK", "ALARM"), Utc::now(), 1))
+        .invoke(&alarm_event(
+            &unique("e"),
+            "ghost-errors",
+            ("OK", "ALARM"),
+            Utc::now(),
+            1,
+        ))
         .await
         .unwrap();
     assert_eq!(out["results"][0]["outcome"], "skipped", "{out}");
     let reason = out["results"][0]["reason"].as_str().unwrap();
-    assert!(reason.contains("ssm:/does-not-exist/release does not exist"), "{reason}");
+    assert!(
+        reason.contains("ssm:/does-not-exist/release does not exist"),
+        "{reason}"
+    );
     let events = world.events(1).await;
     assert_eq!(events[0].0, "Rollback Skipped");
 }
@@ -828,7 +1000,9 @@ async fn publish_versions(world: &World, function_name: &str, releases: &[&str])
         .role(role)
         .code(
             aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(aws_sdk_lambda::primitives::Blob::new(b"placeholder: moto never runs it".to_vec()))
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(
+                    b"placeholder: moto never runs it".to_vec(),
+                ))
                 .build(),
         )
         .send()
