@@ -6,6 +6,18 @@
 
 use thiserror::Error;
 
+/// The evaluation bucket (datasets, policies, shards, results, ledger, verdicts). All functions.
+pub const BUCKET: &str = "EVALGATE_BUCKET";
+/// The EventBridge bus evalgate's events go to (name or ARN; default `default`).
+pub const EVENT_BUS: &str = "EVALGATE_EVENT_BUS";
+/// The IAM role Bedrock assumes to run evaluation jobs (submit-evaluation).
+pub const BEDROCK_ROLE_ARN: &str = "EVALGATE_BEDROCK_ROLE_ARN";
+/// The SNS topic alerts are published to (send-alert).
+pub const TOPIC_ARN: &str = "EVALGATE_TOPIC_ARN";
+
+/// The default EventBridge bus.
+pub const DEFAULT_EVENT_BUS: &str = "default";
+
 /// A required environment variable is missing or unusable.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {

@@ -13,5 +13,13 @@
 //! Handlers in `functions/*` stay thin: parse the event, call into this crate, map errors.
 
 pub mod aws;
+pub mod bedrock;
 pub mod config;
+pub mod events;
+pub mod layout;
+pub mod ledger;
+pub mod metadata;
+pub mod policy;
+pub mod store;
 pub mod telemetry;
+pub mod verdict;
