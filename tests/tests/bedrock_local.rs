@@ -1120,6 +1120,19 @@ fn injected(bedrock: &BedrockLocal) -> usize {
         .count()
 }
 
+/// The number of injected faults bedrock-local logged, once at least `min` are in (its stderr
+/// is read asynchronously), or what there is after 5 s.
+async fn injected_at_least(bedrock: &BedrockLocal, min: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let n = injected(bedrock);
+        if n >= min || Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn injected_faults_surface_as_typed_errors_after_the_sdk_retries() {
     for (kind, expected) in [
@@ -1147,8 +1160,14 @@ async fn injected_faults_surface_as_typed_errors_after_the_sdk_retries() {
             "{message}"
         );
         assert_eq!(err.code(), Some(expected));
-        // The SDK retried: three attempts reached the server.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The SDK retried: three attempts reached the server, no more.
+        assert_eq!(
+            injected_at_least(&bedrock, 3).await,
+            3,
+            "{:?}",
+            bedrock.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(injected(&bedrock), 3, "{:?}", bedrock.logs());
     }
 }
@@ -1185,15 +1204,15 @@ async fn with_a_moderate_fault_rate_the_sdk_retries_succeed() {
         6,
         "idempotent retries created no extra jobs"
     );
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let faults = injected(&f.bedrock);
+    let faults = injected_at_least(&f.bedrock, 2).await;
     assert!(faults >= 2, "expected some injected faults, saw {faults}");
 }
 
 #[tokio::test]
 async fn a_dataset_that_disappears_or_breaks_after_creation_fails_the_job() {
+    // Long enough to delete and overwrite the datasets before the runner reads them again.
     let f = fixture(Options {
-        job_seconds: 0.5,
+        job_seconds: 2.0,
         ..Options::default()
     })
     .await;

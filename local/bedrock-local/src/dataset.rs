@@ -131,6 +131,12 @@ fn parse_record(line: &str) -> Result<Record, String> {
     let Value::Object(obj) = &value else {
         return Err("a record must be a JSON object".into());
     };
+    if obj.contains_key("conversationTurns") {
+        return Err(
+            "\"conversationTurns\" records (knowledge-base / RAG evaluation datasets) are not supported by bedrock-local yet; a model evaluation record has \"prompt\" and \"modelResponses\""
+                .into(),
+        );
+    }
     let prompt = match obj.get("prompt") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
         Some(Value::String(_)) => return Err("\"prompt\" is empty".into()),
@@ -236,6 +242,10 @@ mod tests {
             ("[1]".into(), "line 1: a record must be a JSON object"),
             (r#"{"modelResponses":[]}"#.into(), "line 1: \"prompt\" is missing"),
             (r#"{"prompt":"p"}"#.into(), "line 1: \"modelResponses\" is missing"),
+            (
+                r#"{"conversationTurns":[{"prompt":{"content":[{"text":"q"}]}}]}"#.into(),
+                "line 1: \"conversationTurns\" records (knowledge-base / RAG evaluation datasets) are not supported by bedrock-local yet",
+            ),
             (
                 r#"{"prompt":"p","modelResponses":[{"response":"a","modelIdentifier":"app"},{"response":"b","modelIdentifier":"app"}]}"#.into(),
                 "line 1: \"modelResponses\" must contain exactly one response, found 2",

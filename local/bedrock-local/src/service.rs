@@ -13,7 +13,6 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use chrono::Utc;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
@@ -131,7 +130,7 @@ impl Service {
             id.clone(),
             arn,
             request,
-            Utc::now(),
+            store::now(),
             self.config.max_concurrent_jobs,
             &self.config.region,
         )?;
@@ -180,7 +179,7 @@ impl Service {
         let id = self
             .own_job_id(identifier, "jobIdentifier")?
             .ok_or_else(|| store::not_found(identifier))?;
-        self.store().stop(id, identifier, Utc::now())?;
+        self.store().stop(id, identifier, store::now())?;
         info!(job_arn = identifier, "evaluation job stopping");
         let service = Arc::clone(self);
         let id = id.to_owned();
@@ -188,7 +187,7 @@ impl Service {
             tokio::time::sleep(service.config.transition_duration).await;
             service
                 .store()
-                .transition(&id, Status::Stopping, Status::Stopped, Utc::now());
+                .transition(&id, Status::Stopping, Status::Stopped, store::now());
             info!(job_id = %id, "evaluation job stopped");
         });
         Ok(())
@@ -203,7 +202,7 @@ impl Service {
             let id = self.own_job_id(identifier, &path)?.map(str::to_owned);
             resolved.push((identifier.clone(), id));
         }
-        let (items, errors, deleting) = self.store().batch_delete(&resolved, Utc::now());
+        let (items, errors, deleting) = self.store().batch_delete(&resolved, store::now());
         for id in deleting {
             let service = Arc::clone(self);
             tokio::spawn(async move {
@@ -230,7 +229,7 @@ impl Service {
         if let Err(messages) = &outcome {
             warn!(job_id = %id, ?messages, "evaluation job failed");
         }
-        let status = self.store().finish(&id, outcome, Utc::now());
+        let status = self.store().finish(&id, outcome, store::now());
         info!(job_id = %id, status = ?status.map(Status::as_str), "evaluation job finished");
     }
 

@@ -77,6 +77,13 @@ pub fn format_time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Now, at the millisecond precision the API reports, so that a `creationTime` a client read
+/// back compares equal to the stored one in ListEvaluationJobs' filters.
+pub fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
 /// All jobs plus the idempotency-token index.
 #[derive(Debug, Default)]
 pub struct Store {

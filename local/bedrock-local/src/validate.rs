@@ -37,7 +37,9 @@ pub const TASK_TYPE_ENUM: [&str; 5] = [
     "Generation",
     "Custom",
 ];
-const TASK_TYPES_ACCEPTED: [&str; 6] = [
+/// What `taskType` accepts: the model's enum plus `General` (messages list only the enum, as
+/// the service's do).
+pub const TASK_TYPES_ACCEPTED: [&str; 6] = [
     "Summarization",
     "Classification",
     "QuestionAndAnswer",
