@@ -966,7 +966,7 @@ async fn more_than_1000_prompts_are_rejected() {
 }
 
 #[tokio::test]
-async fn a_missing_dataset_is_rejected() {
+async fn a_missing_dataset_or_output_bucket_is_rejected() {
     let f = fixture(Options::default()).await;
     let uri = format!("s3://{}/datasets/never-uploaded.jsonl", f.bucket);
     let message = validation_message(f.request(&unique("missing"), &uri).send().await);
@@ -981,6 +981,32 @@ async fn a_missing_dataset_is_rejected() {
     assert!(
         message.contains("does not exist (NoSuchBucket"),
         "{message}"
+    );
+    // The permission-check object cannot be written: rejected, nothing created.
+    let uri = f.dataset(1).await;
+    let output = format!("s3://{}-nope/results/", f.bucket);
+    let message = validation_message(
+        create_request(
+            &f.client,
+            &unique("no-output"),
+            &uri,
+            &output,
+            &JUDGE_METRICS,
+        )
+        .send()
+        .await,
+    );
+    assert!(
+        message.starts_with(&format!(
+            "The output location {output} is not writable by the service role {ROLE}: NoSuchBucket"
+        )),
+        "{message}"
+    );
+    let jobs = f.client.list_evaluation_jobs().send().await.unwrap();
+    assert!(
+        jobs.job_summaries().is_empty(),
+        "{:?}",
+        jobs.job_summaries()
     );
 }
 
