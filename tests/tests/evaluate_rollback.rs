@@ -387,6 +387,35 @@ async fn ssm_pass_promoted_alarm_rolls_back_to_the_previous_pass_skipping_a_fail
         "{promoted:?}"
     );
     assert_eq!(world.ssm_value(&param).await, ("v3".to_owned(), 3));
+    let store = world.store();
+    let record = Ledger::new(&store)
+        .promotion(app, "v3")
+        .await
+        .unwrap()
+        .expect("promotion record");
+    assert_eq!(record.previous.as_deref(), Some("v1"));
+    assert_eq!(record.verdict_outcome, Outcome::Pass);
+    assert_eq!(record.promoted_by, "evaluate_rollback e2e test");
+    assert!(
+        record.verdict_uri.ends_with("verdicts/bot/v3/verdict.json"),
+        "{}",
+        record.verdict_uri
+    );
+    assert_eq!(
+        Ledger::new(&store).promotions(app).await.unwrap().len(),
+        2,
+        "v1 and v3, never the failed v2"
+    );
+    let history = world.ssm_history(&param).await;
+    let promoted_version = history.iter().find(|h| h.version() == 3).unwrap();
+    assert!(
+        promoted_version
+            .description()
+            .unwrap()
+            .starts_with("evalgate promotion of bot: v1 -> v3"),
+        "{:?}",
+        promoted_version.description()
+    );
     let events = world.events(2).await;
     assert_eq!(
         events

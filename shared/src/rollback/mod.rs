@@ -13,7 +13,8 @@
 //! 1. a record already exists → this is a re-delivery: if it is complete, do nothing; if
 //!    not, the invocation that created it may still be working, so wait for it (up to
 //!    [`Options::lease`] after the decision), then finish the job ourselves;
-//! 2. otherwise decide; an *ignore* records nothing (re-deciding it is harmless);
+//! 2. otherwise decide; an *ignore* records nothing (re-deciding it is harmless), unless a
+//!    record appeared meanwhile: a concurrent delivery acted, and this one is a duplicate;
 //! 3. create the record (`completed_at` unset). Losing that race is case 1;
 //! 4. act: move the pointer **only if it still names the release the decision was made
 //!    about** (compare-and-set on the pointer revision). If it already names the target (a
@@ -160,6 +161,12 @@ where
 
     let (record, expected_revision) = match decision {
         Decision::Ignore(ignored) => {
+            // A concurrent delivery of this event may have rolled back while we read: then
+            // we saw the moved pointer (and ignored the alarm as older than the release it
+            // now names). Its record was created before the move, so it is visible now.
+            if let Some(record) = ctx.ledger.rollback(application, &alarm.event_id).await? {
+                return resume(ctx, record).await;
+            }
             let reason = ignored.to_string();
             tracing::info!(application, alarm = %alarm.name, event_id = %alarm.event_id, %reason, "alarm ignored");
             return Ok(RollbackOutcome::Ignored {

@@ -412,3 +412,68 @@ async fn a_second_alarm_inside_the_cooldown_is_ignored() {
     );
     assert_eq!(world.pointer.moves().len(), 1);
 }
+
+#[tokio::test]
+async fn a_delivery_that_sees_a_concurrent_rollback_reports_a_duplicate() {
+    // Delivery A creates its record, then moves the pointer, between delivery B's ledger
+    // check and B's pointer read: B sees v1 live since after the alarm and would ignore the
+    // alarm. B must report the duplicate instead.
+    struct Racing<'a> {
+        store: &'a MemoryStore,
+        inner: MemoryPointer,
+    }
+    impl ReleasePointer for Racing<'_> {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        async fn read(&self) -> Result<crate::release::PointerState, PointerError> {
+            let record = RollbackRecord {
+                schema: SCHEMA,
+                application: "bot".into(),
+                from: Some("v3".into()),
+                to: Some("v1".into()),
+                pointer: "memory:pointer".into(),
+                alarm: alarm("e-1", 40).to_ref(),
+                decided_at: t(41),
+                executed: true,
+                dry_run: false,
+                reason: "alarm".into(),
+                completed_at: Some(t(41)),
+            };
+            Ledger::new(self.store)
+                .record_rollback(&record)
+                .await
+                .unwrap();
+            self.inner
+                .move_by_hand("v1", t(41) + chrono::Duration::seconds(5));
+            self.inner.read().await
+        }
+        async fn set(&self, change: &PointerMove) -> Result<MoveOutcome, PointerError> {
+            self.inner.set(change).await
+        }
+    }
+    let world = World::new().await;
+    let pointer = Racing {
+        store: &world.store,
+        inner: MemoryPointer::at(Some("v3"), Some(t(30))),
+    };
+    let now = || t(42);
+    let ctx = Context {
+        application: "bot",
+        rules: &world.rules,
+        ledger: Ledger::new(&world.store),
+        pointer: &pointer,
+        publisher: &world.publisher,
+        options: Options::default(),
+        now: &now,
+    };
+    let out = evaluate(&ctx, &alarm("e-1", 40)).await.unwrap();
+    assert_eq!(
+        out,
+        RollbackOutcome::Duplicate {
+            application: "bot".into(),
+            executed: true
+        }
+    );
+    assert!(world.publisher.taken().is_empty());
+}
