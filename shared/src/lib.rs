@@ -15,11 +15,13 @@
 pub mod aws;
 pub mod bedrock;
 pub mod config;
+pub mod dataset;
 pub mod events;
 pub mod layout;
 pub mod ledger;
 pub mod metadata;
 pub mod policy;
 pub mod store;
+pub mod submission;
 pub mod telemetry;
 pub mod verdict;
