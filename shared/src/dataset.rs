@@ -1451,6 +1451,56 @@ mod tests {
         assert!(sharder.next_shard().await.unwrap().is_none());
     }
 
+    /// The shared malformed corpus (`tests/data/malformed`, also checked end to end and by
+    /// the CLI): every case is rejected at the expected line with the expected reason.
+    #[tokio::test]
+    async fn the_malformed_corpus_is_rejected_as_expected() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/malformed");
+        let expectations: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("expectations.json")).unwrap()).unwrap();
+        let cases = expectations["datasets"].as_array().unwrap();
+        assert!(cases.len() >= 15);
+        for case in cases {
+            let name = case["case"].as_str().unwrap();
+            let bytes = match case["file"].as_str() {
+                Some(file) => std::fs::read(dir.join(file)).unwrap(),
+                None => generated_case(&case["generate"]),
+            };
+            let v = check(&bytes).await;
+            assert!(!v.is_valid(), "{name} was accepted");
+            let line = case["line"].as_u64();
+            let message = case["message"].as_str().unwrap();
+            assert!(
+                v.problems
+                    .iter()
+                    .any(|p| p.line == line && p.reason.contains(message)),
+                "{name}: expected line {line:?} with {message:?}, got {:?}",
+                v.problems
+            );
+        }
+    }
+
+    /// A corpus case generated at test time (the 10 MB line).
+    fn generated_case(spec: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        for _ in 0..spec["validLinesBefore"].as_u64().unwrap() {
+            out.extend_from_slice(GOOD.as_bytes());
+            out.push(b'\n');
+        }
+        let size = spec["lineBytes"].as_u64().unwrap() as usize;
+        let head = br#"{"prompt":""#;
+        let tail = br#"","modelResponses":[{"response":"r","modelIdentifier":"m-1"}]}"#;
+        out.extend_from_slice(head);
+        out.resize(out.len() + size - head.len() - tail.len(), b'x');
+        out.extend_from_slice(tail);
+        out.push(b'\n');
+        for _ in 0..spec["validLinesAfter"].as_u64().unwrap() {
+            out.extend_from_slice(GOOD.as_bytes());
+            out.push(b'\n');
+        }
+        out
+    }
+
     #[tokio::test]
     async fn sharder_notices_a_changed_dataset() {
         let text = format!("{GOOD}\n{GOOD}\n");

@@ -613,13 +613,18 @@ fn unknown_metric_message(name: &str) -> String {
             JUDGE_METRICS.join(", ")
         );
     }
-    let folded = name.to_ascii_lowercase().replace(['_', '-', ' '], "");
-    let suggestion = JUDGE_METRICS.iter().find(|known| {
-        let known = known.to_ascii_lowercase();
-        known == folded
-            || known.strip_prefix("builtin.") == Some(folded.as_str())
-            || known.strip_prefix("builtin.") == folded.strip_prefix("builtin")
-    });
+    // Compare without case, separators or the Builtin. prefix, allowing two typos.
+    let fold = |s: &str| {
+        let s = s.to_ascii_lowercase().replace(['_', '-', ' '], "");
+        s.strip_prefix("builtin.").map(str::to_owned).unwrap_or(s)
+    };
+    let folded = fold(name);
+    let suggestion = JUDGE_METRICS
+        .iter()
+        .map(|known| (edit_distance(&fold(known), &folded), known))
+        .filter(|(distance, _)| *distance <= 2)
+        .min()
+        .map(|(_, known)| known);
     match suggestion {
         Some(known) => format!("{name:?} is not a Bedrock metric name; did you mean {known}?"),
         None => format!(
@@ -627,6 +632,22 @@ fn unknown_metric_message(name: &str) -> String {
             JUDGE_METRICS.join(", ")
         ),
     }
+}
+
+/// Levenshtein distance (names are short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(previous + 1).min(row[j] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// The `{{name}}` variables in a template, in order of appearance.
@@ -784,10 +805,16 @@ mod tests {
                 4,
             ),
             (
-                "  evaluator_model: amazon.nova-pro-v1:0\n  metrics:\n    - Builtin.Correctness\n    - Builtin.correctnes\n",
+                "  evaluator_model: amazon.nova-pro-v1:0\n  metrics:\n    - Builtin.Correctness\n    - Builtin.Helpfullnes\n",
                 "evaluation.metrics[1]",
-                "neither a built-in",
+                "did you mean Builtin.Helpfulness",
                 6,
+            ),
+            (
+                "  evaluator_model: amazon.nova-pro-v1:0\n  metrics: [Builtin.Vibes]\n",
+                "evaluation.metrics[0]",
+                "neither a built-in",
+                4,
             ),
             (
                 "  evaluator_model: amazon.nova-pro-v1:0\n  metrics: [Correctness]\n",
@@ -877,6 +904,21 @@ mod tests {
             assert!(hit.message.contains(fragment), "{path}: {}", hit.message);
             assert_eq!(hit.line, Some(*line), "{path}: {hit}");
         }
+    }
+
+    /// The example in docs/policy.md ("How policies are checked").
+    #[test]
+    fn a_misspelled_metric_is_located_as_documented() {
+        let found = problems(
+            "  evaluator_model: us.amazon.nova-pro-v1:0\n  metrics: [Builtin.Correctnes]\n",
+        );
+        let p = &found[0];
+        assert_eq!((p.line, p.column), (Some(4), Some(13)), "{p}");
+        assert_eq!(p.path, "evaluation.metrics[0]");
+        assert!(
+            p.message.contains("did you mean Builtin.Correctness?"),
+            "{p}"
+        );
     }
 
     #[test]
