@@ -956,7 +956,7 @@ pub struct Sharder<R> {
     lines: LineReader<R>,
     planner: ShardPlanner,
     plan: Vec<ShardPlan>,
-    pending: Option<(usize, Record)>,
+    pending: Option<(usize, Record, String)>,
     done: bool,
 }
 
@@ -972,7 +972,8 @@ impl<R: AsyncBufRead + Unpin> Sharder<R> {
         }
     }
 
-    async fn next_record(&mut self) -> Result<Option<(usize, Record)>, ShardError> {
+    /// The next record with its shard index and Bedrock line.
+    async fn next_record(&mut self) -> Result<Option<(usize, Record, String)>, ShardError> {
         loop {
             let Some((number, line)) = self.lines.next_line().await? else {
                 return Ok(None);
@@ -983,8 +984,9 @@ impl<R: AsyncBufRead + Unpin> Sharder<R> {
             match parse_record(number, bytes) {
                 Ok(None) => continue,
                 Ok(Some(record)) => {
-                    let index = self.planner.add(number, record.bedrock_line().len() + 1);
-                    return Ok(Some((index, record)));
+                    let line = record.bedrock_line();
+                    let index = self.planner.add(number, line.len() + 1);
+                    return Ok(Some((index, record, line)));
                 }
                 Err(problems) => {
                     let first = problems
@@ -1006,7 +1008,7 @@ impl<R: AsyncBufRead + Unpin> Sharder<R> {
             Some(first) => Some(first),
             None => self.next_record().await?,
         };
-        let Some((index, record)) = first else {
+        let Some((index, record, line)) = first else {
             self.done = true;
             if self.planner.shards.len() != self.plan.len() {
                 return Err(ShardError::Changed(format!(
@@ -1025,17 +1027,15 @@ impl<R: AsyncBufRead + Unpin> Sharder<R> {
             body: Vec::new(),
             metadata: Vec::new(),
         };
-        let mut next = Some((index, record));
-        while let Some((i, record)) = next {
+        let mut next = Some((index, record, line));
+        while let Some((i, record, line)) = next {
             if i != index {
-                self.pending = Some((i, record));
+                self.pending = Some((i, record, line));
                 break;
             }
             shard.records += 1;
             shard.last_line = record.line;
-            shard
-                .body
-                .extend_from_slice(record.bedrock_line().as_bytes());
+            shard.body.extend_from_slice(line.as_bytes());
             shard.body.push(b'\n');
             let meta = serde_json::to_vec(&record.metadata_line()).unwrap_or_default();
             shard.metadata.extend_from_slice(&meta);

@@ -657,6 +657,23 @@ async fn encoded_keys_with_spaces_plus_equals_and_unicode_work() {
             ..
         }
     ));
+    // ... and when it arrives URL-encoded, the decoded key that exists is used.
+    for encoded in [
+        "datasets/support-bot/v1+beta%2B2/smoke+test%3D1+%C3%BC.jsonl",
+        "datasets/support-bot/v1%20beta+2/smoke%20test%3D1%20%C3%BC.jsonl",
+    ] {
+        eb.key = EventKey::EventBridge(encoded.into());
+        let outcome = submitter.submit_object(&eb).await.unwrap();
+        assert!(
+            matches!(&outcome, ObjectOutcome::Submitted { key: k, already_handled: 1, .. } if k == key),
+            "{encoded}: {outcome:?}"
+        );
+    }
+    eb.key = EventKey::EventBridge("datasets/support-bot/v1/gone.jsonl".into());
+    assert!(matches!(
+        submitter.submit_object(&eb).await.unwrap(),
+        ObjectOutcome::Skipped { .. }
+    ));
 }
 
 #[tokio::test]
