@@ -603,6 +603,13 @@ fn json_problem(line: u64, text: &str, e: &serde_json::Error) -> DatasetProblem 
             "Write each record on a single line (JSON Lines), e.g. with jq -c .",
         );
     }
+    if !(trimmed.starts_with('{') || trimmed.starts_with('[')) {
+        return DatasetProblem::at(
+            line,
+            "the line is not valid JSON: a record starts with '{'",
+            "Write one JSON object per line (JSON Lines); CSV, YAML or plain text must be converted first",
+        );
+    }
     let message = e.to_string();
     let message = match message.rfind(" at line ") {
         Some(i) => &message[..i],
