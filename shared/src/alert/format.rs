@@ -949,13 +949,13 @@ fn unreadable(
         }
     }
     let mut links = BTreeMap::new();
-    for (field, name, console) in [
-        ("reportUri", "report", "reportConsole"),
-        ("verdictUri", "verdict", "verdictConsole"),
+    for (field, label, name, console) in [
+        ("reportUri", "Report", "report", "reportConsole"),
+        ("verdictUri", "Verdict", "verdict", "verdictConsole"),
     ] {
         if let Some(uri) = detail.get(field).and_then(Value::as_str) {
             body.push('\n');
-            push_s3(&mut body, name_label(name), uri, source.region, limits);
+            push_s3(&mut body, label, uri, source.region, limits);
             link_s3(&mut links, name, console, uri, source.region);
         }
     }
@@ -978,12 +978,5 @@ fn unreadable(
         detail,
         omitted,
         ..Draft::default()
-    }
-}
-
-fn name_label(name: &str) -> &'static str {
-    match name {
-        "report" => "Report",
-        _ => "Verdict",
     }
 }

@@ -51,13 +51,6 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 4] = [
-        Severity::Info,
-        Severity::Warning,
-        Severity::High,
-        Severity::Critical,
-    ];
-
     /// The attribute value: `info`, `warning`, `high`, `critical`.
     pub fn as_str(self) -> &'static str {
         match self {
