@@ -47,7 +47,8 @@ pub struct Timing {
 }
 
 impl Timing {
-    /// Waits up to 10 s for a concurrent delivery, polling every 250 ms.
+    /// Waits up to 10 s (never past 5 s before the deadline) for a concurrent delivery,
+    /// polling every 250 ms.
     pub fn until(deadline: DateTime<Utc>) -> Self {
         Timing {
             deadline,
@@ -299,6 +300,11 @@ pub async fn deliver<S: ObjectStore, N: Notifier>(
         });
     }
 
+    // Never wait into the last seconds of this invocation: fail in time for a clean retry.
+    let room = (timing.deadline - Utc::now() - Duration::seconds(5))
+        .to_std()
+        .unwrap_or_default();
+    let busy_wait = timing.busy_wait.min(room);
     let started = std::time::Instant::now();
     let claim = loop {
         let now = Utc::now();
@@ -318,7 +324,7 @@ pub async fn deliver<S: ObjectStore, N: Notifier>(
                 });
             }
             ClaimOutcome::Busy(other) => {
-                if started.elapsed() + timing.poll > timing.busy_wait {
+                if started.elapsed() + timing.poll > busy_wait {
                     return Err(DeliverError::InProgress {
                         event_id,
                         generation: other.generation,
