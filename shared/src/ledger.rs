@@ -7,7 +7,10 @@
 //! ledger/promotions/<app>/<rel>.json           PromotionRecord: the pointer was moved to <rel>
 //! ledger/rollbacks/<app>/<alarm event>.json    RollbackRecord: keyed by the alarm event id
 //! ledger/alerts/<event id>.json                AlertRecord: send-alert's de-duplication
+//! ledger/alert-claims/<event id>/<gen>.json    send-alert's per-attempt claims (`alert::dedup`)
+//! ledger/alert-facts/<fingerprint>.json        facts already alerted under another event id
 //! ledger/rejections/<app>/<rel>/<upload>.json  RejectionRecord: one per rejected upload
+//! ledger/outbox/<event key>.json               submit-evaluation's unpublished events
 //! ```
 //!
 //! Records that must exist at most once are created with a conditional write

@@ -12,6 +12,7 @@
 //!
 //! Handlers in `functions/*` stay thin: parse the event, call into this crate, map errors.
 
+pub mod alert;
 pub mod aws;
 pub mod bedrock;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod events;
 pub mod layout;
 pub mod ledger;
 pub mod metadata;
+pub mod notify;
 pub mod policy;
 pub mod store;
 pub mod submission;
