@@ -336,7 +336,7 @@ mod tests {
 
     #[test]
     fn rollback_needs_a_release_pointer() {
-        let text = "version: 1\nevaluation:\n  evaluator_model: m\n  metrics: [Builtin.Correctness]\nrollback:\n  alarms: [bot-5xx]\n";
+        let text = "version: 1\nevaluation:\n  evaluator_model: us.amazon.nova-pro-v1:0\n  metrics: [Builtin.Correctness]\nrollback:\n  alarms: [bot-5xx]\n";
         let err = Policy::parse("p.yaml", text).unwrap_err();
         assert!(err.to_string().contains("needs a release pointer"), "{err}");
     }

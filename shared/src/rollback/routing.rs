@@ -126,7 +126,7 @@ mod tests {
 
     fn policy(alarms: &str) -> Vec<u8> {
         format!(
-            "version: 1\nevaluation:\n  evaluator_model: m\n  metrics: [Builtin.Correctness]\nrelease:\n  pointer:\n    ssm_parameter: /x/release\nrollback:\n  alarms: {alarms}\n"
+            "version: 1\nevaluation:\n  evaluator_model: us.amazon.nova-pro-v1:0\n  metrics: [Builtin.Correctness]\nrelease:\n  pointer:\n    ssm_parameter: /x/release\nrollback:\n  alarms: {alarms}\n"
         )
         .into_bytes()
     }
@@ -153,7 +153,7 @@ mod tests {
         store
             .put(
                 "policies/plain.yaml",
-                b"version: 1\nevaluation:\n  evaluator_model: m\n  metrics: [Builtin.Correctness]\n".to_vec(),
+                b"version: 1\nevaluation:\n  evaluator_model: us.amazon.nova-pro-v1:0\n  metrics: [Builtin.Correctness]\n".to_vec(),
                 "",
             )
             .await
