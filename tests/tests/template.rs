@@ -934,7 +934,7 @@ fn dashboard_body_is_json_and_shows_the_metrics_check_gates_publishes() {
                 || resources().contains_key(name.split('.').next().unwrap_or(name)),
             "the dashboard names ${{{name}}}, which is neither a parameter nor a resource"
         );
-        plain.push_str("X");
+        plain.push('X');
         rest = &rest[end + 1..];
     }
     plain.push_str(rest);
