@@ -12,14 +12,18 @@
 //!
 //! Handlers in `functions/*` stay thin: parse the event, call into this crate, map errors.
 
+pub mod alert;
 pub mod aws;
 pub mod bedrock;
 pub mod config;
+pub mod dataset;
 pub mod events;
 pub mod layout;
 pub mod ledger;
 pub mod metadata;
+pub mod notify;
 pub mod policy;
 pub mod store;
+pub mod submission;
 pub mod telemetry;
 pub mod verdict;
