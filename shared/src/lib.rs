@@ -20,6 +20,7 @@ pub mod layout;
 pub mod ledger;
 pub mod metadata;
 pub mod policy;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod verdict;
