@@ -12,14 +12,17 @@
 //!
 //! Handlers in `functions/*` stay thin: parse the event, call into this crate, map errors.
 
+pub mod aggregate;
 pub mod aws;
 pub mod bedrock;
 pub mod config;
 pub mod events;
+pub mod gate;
 pub mod layout;
 pub mod ledger;
 pub mod metadata;
 pub mod policy;
+pub mod results;
 pub mod stats;
 pub mod store;
 pub mod telemetry;
