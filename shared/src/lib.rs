@@ -19,6 +19,7 @@ pub mod config;
 pub mod emf;
 pub mod events;
 pub mod gate;
+pub mod gating;
 pub mod layout;
 pub mod ledger;
 pub mod metadata;
