@@ -1,13 +1,15 @@
 //! Harnesses for evalgate's end-to-end tests.
 //!
-//! * [`stack`] finds or starts the local AWS stand-ins (moto's server; the Bedrock emulator
-//!   once it exists) on 127.0.0.1 and hands out SDK clients pointed at them.
+//! * [`stack`] finds or starts the local AWS stand-ins (moto's server) on 127.0.0.1 and hands
+//!   out SDK clients pointed at them.
+//! * [`bedrock`] starts bedrock-local, the Bedrock model-evaluation emulator, per test.
 //! * [`runtime`] is a loopback implementation of the Lambda Runtime API: it starts a real,
 //!   built function binary, feeds it events and collects what it answers.
 //! * [`names`] makes resource names unique per test so tests run in parallel.
 //!
 //! The test files under `tests/tests/` use these; so does the cold-start benchmark.
 
+pub mod bedrock;
 pub mod names;
 pub mod runtime;
 pub mod stack;
