@@ -57,12 +57,16 @@ pub struct Interval {
     pub method: IntervalMethod,
 }
 
-/// Running count, mean and variance (Welford's algorithm: one pass, numerically stable).
+/// Running count, mean and variance in one pass: Welford's algorithm for the variance
+/// (numerically stable), and a compensated (Neumaier) sum for the mean, so that the mean of
+/// scores on Bedrock's quarter steps is exact (0.75, not 0.7499999999999999).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Moments {
     n: u64,
     mean: f64,
     m2: f64,
+    sum: f64,
+    compensation: f64,
 }
 
 impl Moments {
@@ -71,6 +75,13 @@ impl Moments {
         let delta = x - self.mean;
         self.mean += delta / self.n as f64;
         self.m2 += delta * (x - self.mean);
+        let t = self.sum + x;
+        if self.sum.abs() >= x.abs() {
+            self.compensation += (self.sum - t) + x;
+        } else {
+            self.compensation += (x - t) + self.sum;
+        }
+        self.sum = t;
     }
 
     pub fn count(&self) -> u64 {
@@ -79,7 +90,7 @@ impl Moments {
 
     /// `None` when empty.
     pub fn mean(&self) -> Option<f64> {
-        (self.n > 0).then_some(self.mean)
+        (self.n > 0).then(|| (self.sum + self.compensation) / self.n as f64)
     }
 
     /// Sample standard deviation (n-1 denominator); `None` below two values.
@@ -606,6 +617,17 @@ mod tests {
         )
         .unwrap();
         assert!(close(same.low, 0.1, 1e-12) && close(same.high, 0.1, 1e-12));
+    }
+
+    #[test]
+    fn means_of_quarter_scores_are_exact() {
+        let mut m = Moments::default();
+        for x in [
+            1.0, 1.0, 1.0, 1.0, 1.0, 0.75, 0.75, 0.75, 0.75, 0.75, 0.5, 0.5, 0.5, 0.5, 0.5,
+        ] {
+            m.push(x);
+        }
+        assert_eq!(m.mean(), Some(0.75));
     }
 
     #[test]
