@@ -498,27 +498,25 @@ pub struct ScoreLine {
 
 impl PromptScores {
     fn finish(mut self) -> Self {
-        self.entries
-            .sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.total_cmp(&b.2)));
-        let mut merged: Vec<(u64, u16, f64)> = Vec::with_capacity(self.entries.len());
+        let entries = &mut self.entries;
+        entries.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.total_cmp(&b.2)));
+        // Merge duplicates in place (no second buffer): a running mean per (hash, metric).
+        let mut kept = 0usize;
         let mut run = 0usize;
-        for entry in self.entries {
-            match merged.last_mut() {
-                Some(last) if (last.0, last.1) == (entry.0, entry.1) => {
-                    run += 1;
-                    // Running mean of duplicates.
-                    last.2 += (entry.2 - last.2) / (run + 1) as f64;
-                }
-                _ => {
-                    run = 0;
-                    merged.push(entry);
-                }
+        for i in 0..entries.len() {
+            let entry = entries[i];
+            if kept > 0 && (entries[kept - 1].0, entries[kept - 1].1) == (entry.0, entry.1) {
+                run += 1;
+                let last = &mut entries[kept - 1];
+                last.2 += (entry.2 - last.2) / (run + 1) as f64;
+            } else {
+                run = 0;
+                entries[kept] = entry;
+                kept += 1;
             }
         }
-        PromptScores {
-            metrics: self.metrics,
-            entries: merged,
-        }
+        entries.truncate(kept);
+        self
     }
 
     pub fn len(&self) -> usize {

@@ -166,36 +166,53 @@ fn judge(
     }
 }
 
-/// Explains a threshold gate's status in one sentence.
-fn threshold_reason(
-    metric: &str,
-    what: &str,
-    shown: &str,
-    interval: Option<&Interval>,
+/// A threshold comparison, for the sentence that explains its status.
+struct Statement<'a> {
+    metric: &'a str,
+    /// What was measured: `mean`, `pass rate (…)`, `mean worsened by`.
+    what: &'a str,
+    /// The measured value as shown.
+    shown: String,
+    interval: Option<&'a Interval>,
+    /// Show the interval as percentages.
+    percent: bool,
     bound: Bound,
-    threshold: &str,
-    gate: &str,
-    status: GateStatus,
-    mode: ConfidenceMode,
-) -> String {
-    let side = match bound {
-        Bound::Min => "below the minimum",
-        Bound::Max => "above the maximum",
-    };
-    let ci = ci_text(interval, threshold.ends_with('%'));
-    match (status, mode) {
-        (GateStatus::Fail, ConfidenceMode::Point) => {
-            format!("{metric}: {what} {shown}{ci} is {side} {threshold} ({gate})")
+    threshold: String,
+    gate: &'a str,
+}
+
+impl Statement<'_> {
+    /// Explains a threshold gate's status in one sentence.
+    fn reason(&self, status: GateStatus, mode: ConfidenceMode) -> String {
+        let Statement {
+            metric,
+            what,
+            shown,
+            interval,
+            percent,
+            bound,
+            threshold,
+            gate,
+        } = self;
+        let side = match bound {
+            Bound::Min => "below the minimum",
+            Bound::Max => "above the maximum",
+        };
+        let ci = ci_text(*interval, *percent);
+        match (status, mode) {
+            (GateStatus::Fail, ConfidenceMode::Point) => {
+                format!("{metric}: {what} {shown}{ci} is {side} {threshold} ({gate})")
+            }
+            (GateStatus::Fail, ConfidenceMode::Interval) => {
+                format!("{metric}: {what} {shown}{ci} lies entirely {side} {threshold} ({gate})")
+            }
+            (_, _) if interval.is_none() && mode == ConfidenceMode::Interval => format!(
+                "{metric}: {what} {shown} has no confidence interval (fewer than 2 scored prompts), so it cannot be shown to meet {threshold} ({gate})"
+            ),
+            _ => format!(
+                "{metric}: {what} {shown}{ci} straddles {threshold} ({gate}); more prompts would narrow the interval"
+            ),
         }
-        (GateStatus::Fail, ConfidenceMode::Interval) => {
-            format!("{metric}: {what} {shown}{ci} lies entirely {side} {threshold} ({gate})")
-        }
-        (_, _) if interval.is_none() && mode == ConfidenceMode::Interval => format!(
-            "{metric}: {what} {shown} has no confidence interval (fewer than 2 scored prompts), so it cannot be shown to meet {threshold} ({gate})"
-        ),
-        _ => format!(
-            "{metric}: {what} {shown}{ci} straddles {threshold} ({gate}); more prompts would narrow the interval"
-        ),
     }
 }
 
@@ -388,26 +405,32 @@ pub fn decide(
     }
 }
 
+/// The release a verdict is about, and where its objects go.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub application: &'a str,
+    pub release: &'a str,
+    pub decided_at: DateTime<Utc>,
+    pub locations: &'a Locations,
+}
+
 /// An `error` verdict: the evaluation itself could not be used. No metrics are reported.
 pub fn error_verdict(
-    application: &str,
-    release: &str,
-    decided_at: DateTime<Utc>,
+    subject: &Subject<'_>,
     reasons: Vec<String>,
     policy_hash: Option<String>,
     jobs: Vec<JobOutcome>,
     superseded: Vec<String>,
-    notes: Vec<String>,
-    locations: &Locations,
 ) -> Verdict {
+    let locations = subject.locations;
     Verdict {
         schema: SCHEMA,
-        application: application.to_owned(),
-        release: release.to_owned(),
+        application: subject.application.to_owned(),
+        release: subject.release.to_owned(),
         outcome: Outcome::Error,
-        decided_at,
+        decided_at: subject.decided_at,
         reasons,
-        notes,
+        notes: Vec::new(),
         policy_hash,
         policy_uri: locations.policy_uri.clone(),
         confidence: None,
@@ -533,17 +556,17 @@ fn metric_verdict(
                 "{name}: no prompt was scored, so its mean cannot be compared with {} ({gate})",
                 fmt_num(threshold)
             ),
-            Some(mean) => threshold_reason(
-                name,
-                "mean",
-                &fmt_num(mean),
-                interval.as_ref(),
+            Some(mean) => Statement {
+                metric: name,
+                what: "mean",
+                shown: fmt_num(mean),
+                interval: interval.as_ref(),
+                percent: false,
                 bound,
-                &fmt_num(threshold),
+                threshold: fmt_num(threshold),
                 gate,
-                status,
-                mode,
-            ),
+            }
+            .reason(status, mode),
         });
         checks.push(GateCheck {
             gate: gate.into(),
@@ -570,7 +593,17 @@ fn metric_verdict(
         );
         let reason = (status != GateStatus::Pass).then(|| match pass_rate {
             None => format!("{name}: no prompt was scored, so its pass rate cannot be compared with {} (min_pass_rate)", fmt_pct(threshold)),
-            Some(rate) => threshold_reason(name, &what, &fmt_pct(rate), pass_rate_interval.as_ref(), Bound::Min, &fmt_pct(threshold), "min_pass_rate", status, mode),
+            Some(rate) => Statement {
+                metric: name,
+                what: &what,
+                shown: fmt_pct(rate),
+                interval: pass_rate_interval.as_ref(),
+                percent: true,
+                bound: Bound::Min,
+                threshold: fmt_pct(threshold),
+                gate: "min_pass_rate",
+            }
+            .reason(status, mode),
         });
         checks.push(GateCheck {
             gate: "min_pass_rate".into(),
@@ -758,7 +791,17 @@ fn regression(
                     info.release,
                     fmt_num(now)
                 );
-                threshold_reason(name, "mean worsened by", &shown, interval.as_ref(), Bound::Max, &fmt_num(max_drop), "max_mean_drop", status, confidence.mode)
+                Statement {
+                    metric: name,
+                    what: "mean worsened by",
+                    shown,
+                    interval: interval.as_ref(),
+                    percent: false,
+                    bound: Bound::Max,
+                    threshold: fmt_num(max_drop),
+                    gate: "max_mean_drop",
+                }
+                .reason(status, confidence.mode)
             }
             _ => format!(
                 "{name}: max_mean_drop cannot be checked: no mean in this release or in baseline {}",
@@ -1005,6 +1048,9 @@ mod tests {
     const C: &str = "Builtin.Correctness";
     const H: &str = "Builtin.Harmfulness";
 
+    /// `(prompt, category, [(metric, score)])`
+    type Row<'a> = (String, Option<&'a str>, Vec<(&'a str, Option<f64>)>);
+
     fn policy(gates: &str) -> Policy {
         let text = format!(
             "version: 1\nevaluation:\n  evaluator_model: m\n  metrics: [Builtin.Correctness, Builtin.Harmfulness]\n{gates}"
@@ -1013,10 +1059,7 @@ mod tests {
     }
 
     /// `(prompt, category, [(metric, score)])` rows folded as check-gates does.
-    fn aggregates(
-        policy: &Policy,
-        rows: &[(String, Option<&str>, Vec<(&str, Option<f64>)>)],
-    ) -> Aggregates {
+    fn aggregates(policy: &Policy, rows: &[Row<'_>]) -> Aggregates {
         let gates = &policy.gates;
         let mut aggregator = Aggregator::new(AggregateConfig {
             metrics: gates
@@ -1055,15 +1098,7 @@ mod tests {
     }
 
     /// `n` prompts `p0..` with `metric` cycling through `scores`.
-    fn rows(
-        metric: &'static str,
-        n: usize,
-        scores: &[Option<f64>],
-    ) -> Vec<(
-        String,
-        Option<&'static str>,
-        Vec<(&'static str, Option<f64>)>,
-    )> {
+    fn rows(metric: &'static str, n: usize, scores: &[Option<f64>]) -> Vec<Row<'static>> {
         (0..n)
             .map(|i| {
                 (
@@ -1115,7 +1150,7 @@ mod tests {
         )
     }
 
-    fn run(gates: &str, rows: &[(String, Option<&str>, Vec<(&str, Option<f64>)>)]) -> Verdict {
+    fn run(gates: &str, rows: &[Row<'_>]) -> Verdict {
         let policy = policy(gates);
         let aggregates = aggregates(&policy, rows);
         decide_with(&policy, &aggregates, None, Baseline::None)
@@ -1291,10 +1326,7 @@ mod tests {
         assert_eq!(v.outcome, Outcome::Fail);
     }
 
-    fn baseline_verdict(
-        policy: &Policy,
-        rows: &[(String, Option<&str>, Vec<(&str, Option<f64>)>)],
-    ) -> (Verdict, PromptScores) {
+    fn baseline_verdict(policy: &Policy, rows: &[Row<'_>]) -> (Verdict, PromptScores) {
         let aggregates = aggregates(policy, rows);
         let v = decide_with(policy, &aggregates, None, Baseline::None);
         (v, aggregates.prompt_scores.unwrap())
@@ -1399,10 +1431,7 @@ mod tests {
         ));
     }
 
-    fn aggregates_of(
-        policy: &Policy,
-        rows: &[(String, Option<&str>, Vec<(&str, Option<f64>)>)],
-    ) -> Aggregates {
+    fn aggregates_of(policy: &Policy, rows: &[Row<'_>]) -> Aggregates {
         aggregates(policy, rows)
     }
 

@@ -29,7 +29,7 @@ use crate::aggregate::{
 };
 use crate::bedrock::{BedrockError, EvaluationJobs, JobState, JobStatus};
 use crate::events::{Event, EventPublisher, PublishError};
-use crate::gate::{self, Baseline, Inputs, Locations};
+use crate::gate::{self, Baseline, Inputs, Locations, Subject};
 use crate::layout;
 use crate::ledger::{JobRecord, Ledger, LedgerError, OpenRelease, VerdictSummary};
 use crate::policy::{self, Policy};
@@ -180,7 +180,7 @@ pub fn select_jobs(mut records: Vec<JobRecord>) -> Selection {
         .partition(|r| latest.get(&r.dataset.key) == Some(&r.dataset_id));
     counted.dedup_by(|a, b| a.dataset.key == b.dataset.key && a.shard == b.shard);
     let mut missing = Vec::new();
-    for (key, _) in &latest {
+    for key in latest.keys() {
         let shards: Vec<&JobRecord> = counted.iter().filter(|r| &r.dataset.key == key).collect();
         let count = shards.iter().map(|r| r.shard_count).max().unwrap_or(0);
         for shard in 1..=count {
@@ -358,6 +358,12 @@ impl<'a, S: ObjectStore, J: EvaluationJobs, P: EventPublisher> Gatekeeper<'a, S,
             .map(|r| r.job_arn.clone())
             .collect();
         let locations = self.locations(app, rel);
+        let subject = Subject {
+            application: app,
+            release: rel,
+            decided_at: now,
+            locations: &locations,
+        };
         if selection.counted.is_empty() || !selection.missing.is_empty() {
             let since = selection
                 .counted
@@ -395,9 +401,7 @@ impl<'a, S: ObjectStore, J: EvaluationJobs, P: EventPublisher> Gatekeeper<'a, S,
                 .map(|r| job_outcome(r, "Unknown", Vec::new()))
                 .collect();
             let verdict = gate::error_verdict(
-                app,
-                rel,
-                now,
+                &subject,
                 vec![format!(
                     "{what} {} hours after the last submission: submit-evaluation stopped part-way. Upload the datasets again under a new release name",
                     INCOMPLETE_AFTER.num_hours()
@@ -405,8 +409,6 @@ impl<'a, S: ObjectStore, J: EvaluationJobs, P: EventPublisher> Gatekeeper<'a, S,
                 None,
                 jobs,
                 superseded,
-                Vec::new(),
-                &locations,
             );
             return self.record_error(verdict).await;
         }
@@ -467,79 +469,51 @@ impl<'a, S: ObjectStore, J: EvaluationJobs, P: EventPublisher> Gatekeeper<'a, S,
             )));
         }
         if !failures.is_empty() {
-            let verdict = gate::error_verdict(
-                app,
-                rel,
-                now,
-                failures,
-                None,
-                outcomes,
-                superseded,
-                Vec::new(),
-                &locations,
-            );
+            let verdict = gate::error_verdict(&subject, failures, None, outcomes, superseded);
             return self.record_error(verdict).await;
         }
 
         let (policy, policy_hash) = match self.read_policy(app).await? {
             PolicyRead::Ok { policy, hash } => (policy, hash),
             PolicyRead::Unusable(reason) => {
-                let verdict = gate::error_verdict(
-                    app,
-                    rel,
-                    now,
-                    vec![reason],
-                    None,
-                    outcomes,
-                    superseded,
-                    Vec::new(),
-                    &locations,
-                );
+                let verdict =
+                    gate::error_verdict(&subject, vec![reason], None, outcomes, superseded);
                 return self.record_error(verdict).await;
             }
         };
         let decision = self
             .decide(
-                open,
+                &subject,
                 &policy,
                 &policy_hash,
                 &selection.counted,
                 outcomes,
                 superseded,
-                &locations,
-                now,
             )
             .await?;
         self.record(decision).await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn decide(
         &self,
-        open: &OpenRelease,
+        subject: &Subject<'_>,
         policy: &Policy,
         policy_hash: &str,
         counted: &[JobRecord],
         mut outcomes: Vec<JobOutcome>,
         superseded: Vec<String>,
-        locations: &Locations,
-        now: DateTime<Utc>,
     ) -> Result<Decision, GatingError> {
-        let (app, rel) = (open.application.as_str(), open.release.as_str());
+        let (app, rel) = (subject.application, subject.release);
         let gates = &policy.gates;
         let include_prompt_text = policy.alerts.include_prompt_text;
         let error =
             |reasons: Vec<String>, outcomes: Vec<JobOutcome>, superseded: Vec<String>| Decision {
                 verdict: gate::error_verdict(
-                    app,
-                    rel,
-                    now,
+                    subject,
                     reasons,
                     Some(policy_hash.to_owned()),
                     outcomes,
                     superseded,
-                    Vec::new(),
-                    locations,
                 ),
                 scores: None,
                 namespace: policy.metrics_namespace.clone(),
@@ -655,13 +629,13 @@ impl<'a, S: ObjectStore, J: EvaluationJobs, P: EventPublisher> Gatekeeper<'a, S,
             &Inputs {
                 application: app,
                 release: rel,
-                decided_at: now,
+                decided_at: subject.decided_at,
                 policy,
                 policy_hash,
                 aggregates: &aggregates,
                 usage: usage.as_ref(),
                 baseline: baseline_ref,
-                locations,
+                locations: subject.locations,
             },
             outcomes,
             superseded,
@@ -1138,9 +1112,7 @@ mod tests {
         /// its results already written when `scores` is given.
         async fn shard(
             &self,
-            rel: &str,
-            name: &str,
-            etag: &str,
+            (rel, name, etag): (&str, &str, &str),
             shard: u32,
             count: u32,
             submitted: i64,
@@ -1286,10 +1258,10 @@ mod tests {
         let w = World::new();
         w.put("policies/app.yaml", POLICY).await;
         let rows = results("p", &[1.0, 0.75, 1.0]);
-        w.shard("v1", "smoke", "e1", 1, 3, 0, Some(&as_refs(&rows)))
+        w.shard(("v1", "smoke", "e1"), 1, 3, 0, Some(&as_refs(&rows)))
             .await;
         // Shard 2 is running, shard 3 not recorded yet.
-        let second = w.shard("v1", "smoke", "e1", 2, 3, 0, None).await;
+        let second = w.shard(("v1", "smoke", "e1"), 2, 3, 0, None).await;
         let s = w.run(1).await;
         assert_eq!(
             outcome(&s, "v1"),
@@ -1298,7 +1270,7 @@ mod tests {
             )
         );
         let rows3 = results("q", &[1.0, 1.0, 0.75]);
-        w.shard("v1", "smoke", "e1", 3, 3, 1, Some(&as_refs(&rows3)))
+        w.shard(("v1", "smoke", "e1"), 3, 3, 1, Some(&as_refs(&rows3)))
             .await;
         let s = w.run(2).await;
         assert_eq!(
@@ -1372,9 +1344,9 @@ mod tests {
         let w = World::new();
         w.put("policies/app.yaml", POLICY).await;
         let rows = results("p", &[1.0, 1.0, 1.0]);
-        w.shard("v1", "smoke", "e1", 1, 2, 0, Some(&as_refs(&rows)))
+        w.shard(("v1", "smoke", "e1"), 1, 2, 0, Some(&as_refs(&rows)))
             .await;
-        let failed = w.shard("v1", "smoke", "e1", 2, 2, 0, None).await;
+        let failed = w.shard(("v1", "smoke", "e1"), 2, 2, 0, None).await;
         w.jobs.set(
             &failed,
             JobStatus::Failed,
@@ -1402,7 +1374,7 @@ mod tests {
         // No policy.
         let w = World::new();
         let rows = results("p", &[1.0, 1.0, 1.0]);
-        w.shard("v1", "smoke", "e1", 1, 1, 0, Some(&as_refs(&rows)))
+        w.shard(("v1", "smoke", "e1"), 1, 1, 0, Some(&as_refs(&rows)))
             .await;
         w.run(1).await;
         let v = w.verdict("v1").await;
@@ -1416,7 +1388,7 @@ mod tests {
         let w = World::new();
         w.put("policies/app.yaml", "version: 1\nevaluation: {}\n")
             .await;
-        w.shard("v1", "smoke", "e1", 1, 1, 0, Some(&as_refs(&rows)))
+        w.shard(("v1", "smoke", "e1"), 1, 1, 0, Some(&as_refs(&rows)))
             .await;
         w.run(1).await;
         let v = w.verdict("v1").await;
@@ -1425,7 +1397,7 @@ mod tests {
         // An unreadable results line.
         let w = World::new();
         w.put("policies/app.yaml", POLICY).await;
-        w.shard("v1", "smoke", "e1", 1, 1, 0, Some(&as_refs(&rows)))
+        w.shard(("v1", "smoke", "e1"), 1, 1, 0, Some(&as_refs(&rows)))
             .await;
         let key = w
             .store
@@ -1450,7 +1422,7 @@ mod tests {
     async fn transient_bedrock_errors_leave_the_release_open() {
         let w = World::new();
         w.put("policies/app.yaml", POLICY).await;
-        let arn = w.shard("v1", "smoke", "e1", 1, 1, 0, None).await;
+        let arn = w.shard(("v1", "smoke", "e1"), 1, 1, 0, None).await;
         w.jobs
             .fail(&arn, BedrockError::Transient("throttled".into()));
         let s = w.run(1).await;
@@ -1474,13 +1446,13 @@ mod tests {
         let w = World::new();
         w.put("policies/app.yaml", POLICY).await;
         let v1 = results("p", &[1.0, 1.0, 1.0, 1.0]);
-        w.shard("v1", "smoke", "e1", 1, 1, 0, Some(&as_refs(&v1)))
+        w.shard(("v1", "smoke", "e1"), 1, 1, 0, Some(&as_refs(&v1)))
             .await;
         w.run(1).await;
         assert_eq!(w.verdict("v1").await.outcome, Outcome::Pass);
         // v2: one prompt drops from 1 to 0.5 (more than the 0.25 step), mean drop 0.125.
         let v2 = results("p", &[1.0, 0.5, 1.0, 1.0]);
-        w.shard("v2", "smoke", "e2", 1, 1, 2, Some(&as_refs(&v2)))
+        w.shard(("v2", "smoke", "e2"), 1, 1, 2, Some(&as_refs(&v2)))
             .await;
         w.run(3).await;
         let v = w.verdict("v2").await;
@@ -1494,7 +1466,7 @@ mod tests {
             v.reasons
         );
         // v3 is compared with v1 again (v2 failed), not with v2.
-        w.shard("v3", "smoke", "e3", 1, 1, 4, Some(&as_refs(&v1)))
+        w.shard(("v3", "smoke", "e3"), 1, 1, 4, Some(&as_refs(&v1)))
             .await;
         w.run(5).await;
         let v = w.verdict("v3").await;
@@ -1509,9 +1481,9 @@ mod tests {
         let bad = results("p", &[0.0, 0.0, 0.0]);
         let good = results("p", &[1.0, 1.0, 1.0]);
         let old = w
-            .shard("v1", "smoke", "e1", 1, 1, 0, Some(&as_refs(&bad)))
+            .shard(("v1", "smoke", "e1"), 1, 1, 0, Some(&as_refs(&bad)))
             .await;
-        w.shard("v1", "smoke", "e2", 1, 1, 1, Some(&as_refs(&good)))
+        w.shard(("v1", "smoke", "e2"), 1, 1, 1, Some(&as_refs(&good)))
             .await;
         w.run(2).await;
         let v = w.verdict("v1").await;
@@ -1525,7 +1497,7 @@ mod tests {
         let w = World::new();
         w.put("policies/app.yaml", POLICY).await;
         let rows = results("p", &[1.0, 1.0, 1.0]);
-        w.shard("v1", "smoke", "e1", 1, 2, 0, Some(&as_refs(&rows)))
+        w.shard(("v1", "smoke", "e1"), 1, 2, 0, Some(&as_refs(&rows)))
             .await;
         let s = w.run(60).await;
         assert!(matches!(outcome(&s, "v1"), ReleaseOutcome::Waiting(_)));
@@ -1540,7 +1512,7 @@ mod tests {
         let w = World::new();
         w.put("policies/app.yaml", POLICY).await;
         let rows = results("p", &[1.0, 1.0, 1.0]);
-        w.shard("v1", "smoke", "e1", 1, 1, 0, Some(&as_refs(&rows)))
+        w.shard(("v1", "smoke", "e1"), 1, 1, 0, Some(&as_refs(&rows)))
             .await;
         // Another invocation wrote the verdict and died before announcing it.
         let sink = |line: &str| w.emf.lock().unwrap().push(line.to_owned());
@@ -1553,7 +1525,7 @@ mod tests {
         let other = World::new();
         other.put("policies/app.yaml", POLICY).await;
         other
-            .shard("v1", "smoke", "e1", 1, 1, 0, Some(&as_refs(&rows)))
+            .shard(("v1", "smoke", "e1"), 1, 1, 0, Some(&as_refs(&rows)))
             .await;
         other.run(1).await;
         let written = other
@@ -1612,7 +1584,7 @@ mod tests {
         let w = World::new();
         w.put("policies/app.yaml", POLICY).await;
         let rows = results("p", &[1.0, 1.0, 1.0]);
-        w.shard("v1", "smoke", "e1", 1, 1, 0, Some(&as_refs(&rows)))
+        w.shard(("v1", "smoke", "e1"), 1, 1, 0, Some(&as_refs(&rows)))
             .await;
         w.run(1).await;
         let first = w
@@ -1622,7 +1594,7 @@ mod tests {
             .unwrap();
         w.verdict_events();
         // A late dataset for the same release.
-        w.shard("v1", "late", "e9", 1, 1, 2, Some(&as_refs(&rows)))
+        w.shard(("v1", "late", "e9"), 1, 1, 2, Some(&as_refs(&rows)))
             .await;
         let s = w.run(3).await;
         assert_eq!(outcome(&s, "v1"), ReleaseOutcome::ClosedAfterVerdict);
@@ -1641,9 +1613,9 @@ mod tests {
         let w = World::new();
         w.put("policies/app.yaml", POLICY).await;
         let rows = results("p", &[1.0, 1.0, 1.0]);
-        w.shard("v1", "smoke", "e1", 1, 1, 0, Some(&as_refs(&rows)))
+        w.shard(("v1", "smoke", "e1"), 1, 1, 0, Some(&as_refs(&rows)))
             .await;
-        w.shard("v 2", "smoke", "e2", 1, 1, 0, Some(&as_refs(&rows)))
+        w.shard(("v 2", "smoke", "e2"), 1, 1, 0, Some(&as_refs(&rows)))
             .await;
         let sink = |line: &str| w.emf.lock().unwrap().push(line.to_owned());
         let gk = w.gatekeeper(&sink);

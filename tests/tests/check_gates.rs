@@ -459,6 +459,17 @@ async fn a_good_release_passes_and_a_rerun_of_the_schedule_changes_nothing() {
         (Some("pass"), Some(1.0))
     );
 
+    // Logs carry identifiers and counts, never prompt text.
+    let logs = s.function.logs();
+    assert!(
+        logs.iter().any(|l| l.contains("verdict recorded")),
+        "{logs:?}"
+    );
+    assert!(
+        !logs.iter().any(|l| l.contains("reset my password")),
+        "{logs:?}"
+    );
+
     // The release is closed; the next scheduled run writes and emits nothing.
     assert!(
         Ledger::new(&s.store)
@@ -736,7 +747,7 @@ async fn a_three_shard_release_gets_one_verdict_over_all_shards() {
     .await;
     let mut records = Vec::new();
     for (shard, score) in [(1, 1.0), (2, 0.75), (3, 0.5)] {
-        let data = prompts(&format!("shard {shard}"), &vec![Some(score); 5]);
+        let data = prompts(&format!("shard {shard}"), &[Some(score); 5]);
         records.push(s.submit("v1", "golden", shard, 3, &data).await);
     }
     let first = s.check().await;
