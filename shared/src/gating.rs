@@ -1631,6 +1631,102 @@ mod tests {
         assert_eq!((s.releases.len(), s.deferred_for_time), (0, 1));
     }
 
+    /// Gives every recorded job of `rel` a metadata sidecar with these latencies.
+    async fn with_metadata(w: &World, rel: &str, latencies: &[f64]) {
+        let ledger = Ledger::new(&w.store);
+        for mut record in ledger.jobs("app", rel).await.unwrap() {
+            let key = format!("metadata/app/{rel}/{}/shard-0001.jsonl", record.dataset_id);
+            let lines: String = latencies
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    format!("{{\"line\":{},\"prompt_hash\":\"h\",\"metadata\":{{\"latencyMs\":{l},\"inputTokens\":1000,\"outputTokens\":100}}}}\n", i + 1)
+                })
+                .collect();
+            w.put(&key, &lines).await;
+            record.metadata_uri = Some(layout::s3_uri(BUCKET, &key));
+            let job_key = crate::ledger::job_key("app", rel, &record.job_name);
+            w.put(&job_key, &serde_json::to_string(&record).unwrap())
+                .await;
+        }
+    }
+
+    #[tokio::test]
+    async fn budgets_are_checked_from_the_metadata_sidecars() {
+        let budgets = "  budgets:\n    latency_ms: { max_p95: 1000 }\n    cost_per_query: { max_mean: 0.01 }\n    prices: { input_per_1k_tokens: 0.003, output_per_1k_tokens: 0.015 }\n";
+        let w = World::new();
+        w.put("policies/app.yaml", &format!("{POLICY}{budgets}"))
+            .await;
+        let rows = results("p", &[1.0, 1.0, 1.0]);
+        w.shard(("v1", "smoke", "e1"), 1, 1, 0, Some(&as_refs(&rows)))
+            .await;
+        with_metadata(&w, "v1", &[200.0, 300.0, 4000.0]).await;
+        w.run(1).await;
+        let v = w.verdict("v1").await;
+        assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+        let usage = v.usage.as_ref().unwrap();
+        let latency = usage.latency_ms.as_ref().unwrap();
+        assert!((latency.p95 - 4000.0).abs() <= 40.0, "{latency:?}");
+        // 1000 × 0.003/1k + 100 × 0.015/1k = 0.0045 per query: within its budget.
+        let cost = usage.cost_per_query.as_ref().unwrap();
+        assert!((cost.mean - 0.0045).abs() < 1e-12, "{cost:?}");
+        assert_eq!(v.reasons.len(), 1, "{:?}", v.reasons);
+        assert!(v.reasons[0].starts_with("latency p95 "), "{:?}", v.reasons);
+        assert!(
+            v.reasons[0].ends_with("exceeds the budget 1000 ms (gates.budgets.latency_ms.max_p95)"),
+            "{:?}",
+            v.reasons
+        );
+
+        // A budget with a missing sidecar: the evaluation cannot be judged.
+        let w = World::new();
+        w.put("policies/app.yaml", &format!("{POLICY}{budgets}"))
+            .await;
+        w.shard(("v1", "smoke", "e1"), 1, 1, 0, Some(&as_refs(&rows)))
+            .await;
+        with_metadata(&w, "v1", &[200.0]).await;
+        let sidecar = w
+            .store
+            .keys()
+            .into_iter()
+            .find(|k| k.starts_with("metadata/"))
+            .unwrap();
+        w.store.delete(&sidecar).await.unwrap();
+        w.run(1).await;
+        let v = w.verdict("v1").await;
+        assert_eq!(v.outcome, Outcome::Error);
+        assert!(
+            v.reasons[0].contains("metadata sidecar") && v.reasons[0].contains("does not exist"),
+            "{:?}",
+            v.reasons
+        );
+
+        // Without budgets, the same missing sidecar only costs the cost/latency report.
+        let w = World::new();
+        w.put("policies/app.yaml", POLICY).await;
+        w.shard(("v1", "smoke", "e1"), 1, 1, 0, Some(&as_refs(&rows)))
+            .await;
+        with_metadata(&w, "v1", &[200.0]).await;
+        let sidecar = w
+            .store
+            .keys()
+            .into_iter()
+            .find(|k| k.starts_with("metadata/"))
+            .unwrap();
+        w.store.delete(&sidecar).await.unwrap();
+        w.run(1).await;
+        let v = w.verdict("v1").await;
+        assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+        assert!(v.usage.is_none());
+        assert!(
+            v.notes
+                .iter()
+                .any(|n| n.starts_with("cost and latency are not reported")),
+            "{:?}",
+            v.notes
+        );
+    }
+
     #[test]
     fn select_jobs_reports_missing_shards() {
         let record = |key: &str, id: &str, shard: u32, count: u32, minute: i64| JobRecord {

@@ -454,14 +454,16 @@ impl QuantileSketch {
         self.buckets.len()
     }
 
-    /// The value at 0-based rank `⌊q·(n-1)⌋` of the sorted values, within the sketch's
-    /// relative accuracy; `None` when empty.
+    /// The nearest-rank `q`-quantile — the smallest value with at least a share `q` of the
+    /// values at or below it (0-based rank `⌈q·n⌉ - 1`) — within the sketch's relative
+    /// accuracy; `None` when empty. Nearest-rank never interpolates below an observed tail:
+    /// the p95 of 200, 300 and 4000 ms is 4000 ms.
     pub fn quantile(&self, q: f64) -> Option<f64> {
         if self.count == 0 {
             return None;
         }
         let q = q.clamp(0.0, 1.0);
-        let rank = (q * (self.count - 1) as f64).floor() as u64;
+        let rank = ((q * self.count as f64).ceil() as u64).saturating_sub(1);
         if rank < self.zeros {
             return Some(self.min.max(0.0).min(self.max));
         }
@@ -650,7 +652,8 @@ mod tests {
         }
         values.sort_by(f64::total_cmp);
         for q in [0.0, 0.01, 0.5, 0.9, 0.95, 0.99, 1.0] {
-            let exact = values[(q * (values.len() - 1) as f64).floor() as usize];
+            let rank = ((q * values.len() as f64).ceil() as usize).saturating_sub(1);
+            let exact = values[rank];
             let got = sketch.quantile(q).unwrap();
             assert!(
                 (got - exact).abs() <= 0.01 * exact + 1e-12,
@@ -664,6 +667,13 @@ mod tests {
         }
         assert_eq!(zeros.quantile(0.5), Some(0.0));
         assert!(close(zeros.quantile(1.0).unwrap(), 10.0, 0.1));
+        // Nearest rank: the p95 of three values is the largest.
+        let mut three = QuantileSketch::default();
+        for v in [200.0, 300.0, 4000.0] {
+            three.push(v);
+        }
+        assert!(close(three.quantile(0.95).unwrap(), 4000.0, 40.0));
+        assert!(close(three.quantile(0.5).unwrap(), 300.0, 3.0));
         assert_eq!(QuantileSketch::default().quantile(0.5), None);
     }
 }
