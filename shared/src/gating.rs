@@ -1631,6 +1631,35 @@ mod tests {
         assert_eq!((s.releases.len(), s.deferred_for_time), (0, 1));
     }
 
+    #[tokio::test]
+    async fn prompt_text_reaches_the_event_only_when_the_policy_allows_it() {
+        for allowed in [false, true] {
+            let w = World::new();
+            let alerts = format!("alerts:\n  include_prompt_text: {allowed}\n");
+            w.put("policies/app.yaml", &format!("{POLICY}{alerts}"))
+                .await;
+            let rows = results("secret prompt", &[0.0, 0.25, 0.0]);
+            w.shard(("v1", "smoke", "e1"), 1, 1, 0, Some(&as_refs(&rows)))
+                .await;
+            w.run(1).await;
+            let event = w.verdict_events().remove(0);
+            assert_eq!(event.outcome, Outcome::Fail);
+            assert_eq!(event.worst_prompts.len(), 3);
+            let worst = &event.worst_prompts[0];
+            assert_eq!(worst.score, Some(0.0));
+            assert_eq!(worst.explanation, "e");
+            assert_eq!(worst.prompt.is_some(), allowed, "{worst:?}");
+            let stored = String::from_utf8(
+                w.store
+                    .get(&layout::verdict_key("app", "v1"))
+                    .await
+                    .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(stored.contains("secret prompt"), allowed);
+        }
+    }
+
     /// Gives every recorded job of `rel` a metadata sidecar with these latencies.
     async fn with_metadata(w: &World, rel: &str, latencies: &[f64]) {
         let ledger = Ledger::new(&w.store);
