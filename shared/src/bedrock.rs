@@ -174,6 +174,17 @@ pub trait EvaluationJobs: Send + Sync {
     /// Reads a job's state.
     fn get_job(&self, job_arn: &str)
     -> impl Future<Output = Result<JobState, BedrockError>> + Send;
+
+    /// Stops a job that is being created or running (StopEvaluationJob). Stopping a job
+    /// that has already finished is not an error for callers that only want it not running:
+    /// they should treat `Conflict` as "already stopped or finished".
+    ///
+    /// The default says the operation is unsupported, so existing implementations (test
+    /// fakes) keep compiling; [`BedrockEvaluationJobs`] implements it.
+    fn stop_job(&self, job_arn: &str) -> impl Future<Output = Result<(), BedrockError>> + Send {
+        let message = format!("stopping {job_arn} is not supported by this EvaluationJobs");
+        async move { Err(BedrockError::Other(message)) }
+    }
 }
 
 /// [`EvaluationJobs`] on the Bedrock control-plane API.
@@ -327,6 +338,16 @@ impl EvaluationJobs for BedrockEvaluationJobs {
             output_uri: out.output_data_config().map(|o| o.s3_uri().to_owned()),
             created_at: DateTime::<Utc>::from_timestamp(created.secs(), created.subsec_nanos()),
         })
+    }
+
+    async fn stop_job(&self, job_arn: &str) -> Result<(), BedrockError> {
+        self.client
+            .stop_evaluation_job()
+            .job_identifier(job_arn)
+            .send()
+            .await
+            .map_err(BedrockError::from_sdk)?;
+        Ok(())
     }
 }
 

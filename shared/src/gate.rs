@@ -1053,7 +1053,7 @@ mod tests {
 
     fn policy(gates: &str) -> Policy {
         let text = format!(
-            "version: 1\nevaluation:\n  evaluator_model: m\n  metrics: [Builtin.Correctness, Builtin.Harmfulness]\n{gates}"
+            "version: 1\nevaluation:\n  evaluator_model: us.amazon.nova-pro-v1:0\n  metrics: [Builtin.Correctness, Builtin.Harmfulness]\n  custom_metrics:\n    - name: tone_risk\n      instructions: \"How risky is the tone of {{{{prediction}}}}?\"\n      rating_scale: [{{ definition: none, value: 0 }}, {{ definition: high, value: 4 }}]\n{gates}"
         );
         Policy::parse("p.yaml", &text).unwrap_or_else(|e| panic!("{e}"))
     }

@@ -522,7 +522,12 @@ impl<'a, S: ObjectStore, J: EvaluationJobs, P: EventPublisher> Gatekeeper<'a, S,
 
         // Every evaluated and gated metric is reported, even if no result names it.
         let mut setups: Vec<MetricSetup> = Vec::new();
-        for name in policy.evaluation.metrics.iter().chain(gates.metrics.keys()) {
+        for name in policy
+            .evaluation
+            .metric_names()
+            .iter()
+            .chain(gates.metrics.keys())
+        {
             if !setups.iter().any(|s| &s.name == name) {
                 let r = gates.resolve(name);
                 setups.push(MetricSetup {
@@ -1075,7 +1080,7 @@ mod tests {
     }
 
     const BUCKET: &str = "eval-bucket";
-    const POLICY: &str = "version: 1\nevaluation:\n  evaluator_model: m\n  metrics: [Builtin.Correctness]\ngates:\n  min_scored: 3\n  regression: { max_regressed_prompts: 0 }\n  metrics:\n    Builtin.Correctness: { min_mean: 0.7, max_mean_drop: 0.2 }\n";
+    const POLICY: &str = "version: 1\nevaluation:\n  evaluator_model: us.amazon.nova-pro-v1:0\n  metrics: [Builtin.Correctness]\ngates:\n  min_scored: 3\n  regression: { max_regressed_prompts: 0 }\n  metrics:\n    Builtin.Correctness: { min_mean: 0.7, max_mean_drop: 0.2 }\n";
 
     fn at(minute: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0)

@@ -230,11 +230,19 @@ pub fn shard_key(application: &str, release: &str, dataset_id: &str, index: usiz
     )
 }
 
+/// The prefix under which one dataset version's metadata sidecars live.
+pub fn metadata_prefix(application: &str, release: &str, dataset_id: &str) -> String {
+    format!(
+        "metadata/{}/{dataset_id}/",
+        release_path(application, release)
+    )
+}
+
 /// The metadata sidecar of shard `index` (never sent to Bedrock).
 pub fn metadata_key(application: &str, release: &str, dataset_id: &str, index: usize) -> String {
     format!(
-        "metadata/{}/{dataset_id}/shard-{:04}.jsonl",
-        release_path(application, release),
+        "{}shard-{:04}.jsonl",
+        metadata_prefix(application, release, dataset_id),
         index + 1
     )
 }

@@ -7,6 +7,10 @@
 //! ledger/promotions/<app>/<rel>.json           PromotionRecord: the pointer was moved to <rel>
 //! ledger/rollbacks/<app>/<alarm event>.json    RollbackRecord: keyed by the alarm event id
 //! ledger/alerts/<event id>.json                AlertRecord: send-alert's de-duplication
+//! ledger/alert-claims/<event id>/<gen>.json    send-alert's per-attempt claims (`alert::dedup`)
+//! ledger/alert-facts/<fingerprint>.json        facts already alerted under another event id
+//! ledger/rejections/<app>/<rel>/<upload>.json  RejectionRecord: one per rejected upload
+//! ledger/outbox/<event key>.json               submit-evaluation's unpublished events
 //! ```
 //!
 //! Records that must exist at most once are created with a conditional write
@@ -84,6 +88,26 @@ pub struct DeferredShard {
     pub deferred_at: DateTime<Utc>,
     #[serde(default)]
     pub reason: String,
+}
+
+/// A rejected upload. Created once per upload (its key hashes bucket, key, version/ETag and
+/// the S3 event's sequencer), so re-deliveries of the same event report it only once while
+/// a fresh upload of the same file is reported again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RejectionRecord {
+    pub schema: u32,
+    /// `None` when the key does not follow the dataset convention.
+    #[serde(default)]
+    pub application: Option<String>,
+    #[serde(default)]
+    pub release: Option<String>,
+    pub dataset: DatasetRef,
+    pub upload_id: String,
+    /// `key`, `policy`, `dataset` or `bedrock`: where the problem was found.
+    pub stage: String,
+    pub error_count: u64,
+    pub report_uri: String,
+    pub rejected_at: DateTime<Utc>,
 }
 
 /// A release with submissions that have not been gated yet.
@@ -187,6 +211,22 @@ pub fn deferred_prefix(release: Option<(&str, &str)>) -> String {
             format!("ledger/deferred/{}/", release_path(application, release))
         }
         None => "ledger/deferred/".to_owned(),
+    }
+}
+
+/// `ledger/rejections/<app>/<rel>/<upload id>.json`, or
+/// `ledger/rejections/_invalid-keys/<upload id>.json` for keys outside the convention.
+pub fn rejection_record_key(release: Option<(&str, &str)>, upload_id: &str) -> String {
+    match release {
+        Some((application, release)) => format!(
+            "ledger/rejections/{}/{}.json",
+            release_path(application, release),
+            safe_segment(upload_id)
+        ),
+        None => format!(
+            "ledger/rejections/_invalid-keys/{}.json",
+            safe_segment(upload_id)
+        ),
     }
 }
 
@@ -295,6 +335,28 @@ impl<'a, S: ObjectStore> Ledger<'a, S> {
         release: &str,
     ) -> Result<Vec<JobRecord>, LedgerError> {
         self.read_all(&jobs_prefix(application, release)).await
+    }
+
+    /// Removes a job record (its job was stopped because its upload was rejected as a whole).
+    pub async fn remove_job(&self, record: &JobRecord) -> Result<(), LedgerError> {
+        Ok(self
+            .store
+            .delete(&job_key(
+                &record.application,
+                &record.release,
+                &record.job_name,
+            ))
+            .await?)
+    }
+
+    /// Records a rejected upload; `AlreadyExists` means this upload was already reported.
+    pub async fn record_rejection(
+        &self,
+        record: &RejectionRecord,
+    ) -> Result<PutOutcome, LedgerError> {
+        let release = record.application.as_deref().zip(record.release.as_deref());
+        self.create(&rejection_record_key(release, &record.upload_id), record)
+            .await
     }
 
     /// Records a deferred shard; `AlreadyExists` if it was already waiting.

@@ -67,6 +67,12 @@ pub enum StoreError {
     },
 }
 
+/// Whether two ETags are the same, ignoring the quotes S3 puts around them in some places
+/// (headers) and not others (event notifications).
+pub fn same_etag(a: &str, b: &str) -> bool {
+    a.trim_matches('"') == b.trim_matches('"')
+}
+
 impl StoreError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, StoreError::NotFound { .. })
@@ -86,6 +92,35 @@ pub trait ObjectStore: Send + Sync {
         &self,
         key: &str,
     ) -> impl Future<Output = Result<(ObjectInfo, ByteReader), StoreError>> + Send;
+
+    /// Opens one exact version of an object for streaming reads: the version `version_id`
+    /// when given, and only if its ETag is `etag` when given (quotes optional). `None` when
+    /// that version no longer exists or the object was replaced since (a newer upload).
+    ///
+    /// The default opens the current object and compares the ETag of the response it
+    /// streams (atomic: the ETag describes exactly those bytes); stores with versions
+    /// override it.
+    fn open_pinned(
+        &self,
+        key: &str,
+        etag: Option<&str>,
+        version_id: Option<&str>,
+    ) -> impl Future<Output = Result<Option<(ObjectInfo, ByteReader)>, StoreError>> + Send {
+        async move {
+            let _ = version_id;
+            let (info, reader) = match self.open(key).await {
+                Ok(opened) => opened,
+                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let same = match (etag, info.etag.as_deref()) {
+                (Some(want), Some(got)) => same_etag(want, got),
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
+            Ok(same.then_some((info, reader)))
+        }
+    }
 
     /// Metadata of an object, `None` if it does not exist.
     fn head(

@@ -97,26 +97,51 @@ fn evalgate_event(source: &str) -> serde_json::Value {
     })
 }
 
+/// send-alert's environment: moto, plus the topic and bucket it needs (it refuses to start
+/// without them).
+async fn send_alert_env() -> Vec<(String, String)> {
+    let bucket = unique("foundation");
+    moto()
+        .s3()
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let topic = moto()
+        .sns()
+        .create_topic()
+        .name(unique("foundation"))
+        .send()
+        .await
+        .unwrap();
+    let mut env = moto().function_env();
+    env.push(("EVALGATE_BUCKET".into(), bucket));
+    env.push((
+        "EVALGATE_TOPIC_ARN".into(),
+        topic.topic_arn().unwrap().to_owned(),
+    ));
+    env
+}
+
 #[tokio::test]
 async fn harness_runs_a_function_binary_and_collects_its_response() {
-    let function = FunctionProcess::start_named("send-alert", &moto().function_env())
+    let function = FunctionProcess::start_named("send-alert", &send_alert_env().await)
         .await
         .unwrap();
     let init = function.init_duration().await.unwrap();
     assert!(init.as_nanos() > 0);
     let out = function.invoke(&evalgate_event("evalgate")).await.unwrap();
-    assert_eq!(
-        out,
-        json!({"acknowledged": true, "detailType": "Gate Verdict"})
-    );
+    assert_eq!(out["status"], "sent", "{out}");
+    assert_eq!(out["eventId"], "6a7e8feb-b491-4cf7-a9f1-bf3703467718");
     // The same process serves the next invocation (a warm start).
     let again = function.invoke(&evalgate_event("evalgate")).await.unwrap();
-    assert_eq!(again["acknowledged"], true);
+    assert_eq!(again["status"], "duplicate", "{again}");
     // Function logs are JSON lines.
     let logs = function.logs();
     let line = logs
         .iter()
-        .find(|l| l.contains("acknowledged event"))
+        .find(|l| l.contains("alert sent"))
         .expect("log line");
     let parsed: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
     assert_eq!(parsed["level"], "INFO");
@@ -124,7 +149,7 @@ async fn harness_runs_a_function_binary_and_collects_its_response() {
 
 #[tokio::test]
 async fn harness_reports_a_handler_error_posted_to_error() {
-    let function = FunctionProcess::start_named("send-alert", &moto().function_env())
+    let function = FunctionProcess::start_named("send-alert", &send_alert_env().await)
         .await
         .unwrap();
     let err = function

@@ -544,11 +544,16 @@ impl GatesPolicy {
             ));
             return;
         }
-        if builtin.is_some() && !policy.evaluation.metrics.iter().any(|m| m == name) {
+        if !policy.evaluation.metric_names().iter().any(|m| m == name) {
+            let add_to = if builtin.is_some() {
+                "evaluation.metrics"
+            } else {
+                "evaluation.custom_metrics (with its instructions and rating scale)"
+            };
             problems.push(Problem::at(
                 &path,
                 format!(
-                    "{name} is gated but not evaluated: add it to evaluation.metrics or remove its gates"
+                    "{name} is gated but not evaluated: add it to {add_to} or remove its gates"
                 ),
             ));
         }
@@ -659,7 +664,7 @@ mod tests {
 
     use super::*;
 
-    const HEAD: &str = "version: 1\nevaluation:\n  evaluator_model: us.amazon.nova-pro-v1:0\n  metrics: [Builtin.Correctness, Builtin.Harmfulness]\n";
+    const HEAD: &str = "version: 1\nevaluation:\n  evaluator_model: us.amazon.nova-pro-v1:0\n  metrics: [Builtin.Correctness, Builtin.Harmfulness]\n  custom_metrics:\n    - name: brand_voice\n      instructions: \"Does {{prediction}} follow our style guide?\"\n      rating_scale: [{ definition: On brand, value: 1 }, { definition: Off brand, value: 0 }]\n";
 
     fn parse(gates: &str) -> Result<Policy, crate::policy::PolicyError> {
         Policy::parse("p.yaml", &format!("{HEAD}{gates}"))
@@ -730,17 +735,17 @@ mod tests {
         for (gates, line, expected) in [
             (
                 "gates:\n  metrics:\n    Builtin.Harmfulness: { min_mean: 0.1 }\n",
-                Some(7),
+                Some(11),
                 "lower is better for Builtin.Harmfulness: use max_mean",
             ),
             (
                 "gates:\n  metrics:\n    Builtin.Correctness:\n      max_mean: 0.9\n",
-                Some(8),
+                Some(12),
                 "use min_mean",
             ),
             (
                 "gates:\n  metrics:\n    Builtin.Correctness: { min_mean: 1.5 }\n",
-                Some(7),
+                Some(11),
                 "from 0 to 1",
             ),
             (
@@ -759,11 +764,16 @@ mod tests {
                 "gated but not evaluated: add it to evaluation.metrics",
             ),
             (
+                "gates:\n  metrics:\n    tone: { direction: higher_is_better, min_mean: 0.5 }\n",
+                None,
+                "tone is gated but not evaluated: add it to evaluation.custom_metrics",
+            ),
+            (
                 "gates:\n  metrics:\n    Builtin.Harmfulness: { direction: higher_is_better, max_mean: 0.1 }\n",
-                Some(7),
+                Some(11),
                 "lower is better; remove direction",
             ),
-            ("gates:\n  min_scored: 0\n", Some(6), "at least 1"),
+            ("gates:\n  min_scored: 0\n", Some(10), "at least 1"),
             (
                 "gates:\n  confidence: { level: 95 }\n",
                 None,
@@ -771,7 +781,7 @@ mod tests {
             ),
             (
                 "gates:\n  critical_categories: [a, a]\n  metrics:\n    Builtin.Correctness: { min_mean: 0.5 }\n",
-                Some(6),
+                Some(10),
                 "listed twice",
             ),
             (
@@ -781,7 +791,7 @@ mod tests {
             ),
             (
                 "gates:\n  budgets:\n    latency_ms: { max_p95: -1 }\n",
-                Some(7),
+                Some(11),
                 "must be a number >= 0",
             ),
         ] {

@@ -119,6 +119,54 @@ impl ObjectStore for S3Store {
         Ok((info, Box::pin(reader)))
     }
 
+    async fn open_pinned(
+        &self,
+        key: &str,
+        etag: Option<&str>,
+        version_id: Option<&str>,
+    ) -> Result<Option<(ObjectInfo, ByteReader)>, StoreError> {
+        // "null" is how S3 names the version of an object written while versioning was off.
+        let version_id = version_id.filter(|v| !v.is_empty() && *v != "null");
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_version_id(version_id.map(str::to_owned))
+            .set_if_match(etag.map(|e| format!("\"{}\"", e.trim_matches('"'))))
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(err) => {
+                let gone = matches!(status_of(&err), Some(404 | 412))
+                    || matches!(
+                        err.code(),
+                        Some("NoSuchKey" | "NoSuchVersion" | "PreconditionFailed")
+                    );
+                if gone {
+                    return Ok(None);
+                }
+                return Err(self.error("GetObject", key, err));
+            }
+        };
+        let info = ObjectInfo {
+            key: key.to_owned(),
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            etag: out.e_tag().map(str::to_owned),
+            version_id: out.version_id().map(str::to_owned),
+            last_modified: to_utc(out.last_modified()),
+        };
+        // Belt and braces for S3-compatible stores that ignore If-Match.
+        if let (Some(want), Some(got)) = (etag, info.etag.as_deref())
+            && !super::same_etag(want, got)
+        {
+            return Ok(None);
+        }
+        let reader = BufReader::with_capacity(64 * 1024, out.body.into_async_read());
+        Ok(Some((info, Box::pin(reader))))
+    }
+
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
         match self
             .client

@@ -1,0 +1,1522 @@
+//! Datasets: streaming validation of an uploaded JSON Lines file and its split into
+//! Bedrock-ready shards.
+//!
+//! A dataset is JSON Lines, one record per line, in Bedrock's "bring your own inference"
+//! format plus optional metadata keys (`docs/datasets.md` documents it):
+//!
+//! ```json
+//! {"prompt":"…","referenceResponse":"…","category":"…","modelResponses":[{"response":"…","modelIdentifier":"my-app-v1"}],"latencyMs":840}
+//! ```
+//!
+//! [`validate`] reads any [`AsyncBufRead`] (an S3 stream or a local file: the CLI calls the
+//! very same function) line by line, never holding more than one line
+//! ([`Limits::max_line_bytes`]); a longer line is measured and skipped without being
+//! buffered. It reports every problem with its line number, a reason and a fix (listing
+//! the first [`Limits::max_listed_problems`] and counting the rest), and plans the shards.
+//! Nothing in a problem quotes prompt or response text: line numbers, key names, types.
+//!
+//! [`Sharder`] is the second pass over the same bytes: it yields one shard at a time (at
+//! most [`Limits::max_prompts_per_shard`] records and [`Limits::max_shard_bytes`] bytes),
+//! each with the Bedrock lines (only the documented keys) and the metadata sidecar
+//! ([`MetadataLine`]s), so memory stays bounded by one shard whatever the dataset size.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+use crate::layout::prompt_hash;
+use crate::metadata::MetadataLine;
+
+/// Longest accepted line (one record), in bytes: 1 MiB.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// Bedrock's limit of prompts per evaluation job.
+pub const MAX_PROMPTS_PER_SHARD: usize = 1000;
+/// Largest shard, in bytes (bounds the memory used while writing one).
+pub const MAX_SHARD_BYTES: usize = 32 << 20;
+/// Most prompts accepted in one upload (250 evaluation jobs).
+pub const MAX_PROMPTS: u64 = 250_000;
+/// Problems listed in a report; the rest are counted.
+pub const MAX_LISTED_PROBLEMS: usize = 100;
+/// After this many problems validation stops reading: the file is not a dataset.
+pub const MAX_PROBLEMS: u64 = 10_000;
+
+/// The keys Bedrock reads from a record; every other top-level key is metadata.
+pub const BEDROCK_KEYS: &[&str] = &["prompt", "referenceResponse", "category", "modelResponses"];
+
+/// Validation and sharding limits ([`Limits::default`] is what evalgate enforces).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_line_bytes: usize,
+    pub max_prompts_per_shard: usize,
+    pub max_shard_bytes: usize,
+    pub max_prompts: u64,
+    pub max_listed_problems: usize,
+    pub max_problems: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line_bytes: MAX_LINE_BYTES,
+            max_prompts_per_shard: MAX_PROMPTS_PER_SHARD,
+            max_shard_bytes: MAX_SHARD_BYTES,
+            max_prompts: MAX_PROMPTS,
+            max_listed_problems: MAX_LISTED_PROBLEMS,
+            max_problems: MAX_PROBLEMS,
+        }
+    }
+}
+
+/// One thing wrong with a dataset: where, what, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetProblem {
+    /// 1-based line number; `None` for problems of the whole file.
+    pub line: Option<u64>,
+    pub reason: String,
+    pub fix: String,
+}
+
+impl DatasetProblem {
+    fn at(line: u64, reason: impl Into<String>, fix: impl Into<String>) -> Self {
+        DatasetProblem {
+            line: Some(line),
+            reason: reason.into(),
+            fix: fix.into(),
+        }
+    }
+
+    fn file(reason: impl Into<String>, fix: impl Into<String>) -> Self {
+        DatasetProblem {
+            line: None,
+            reason: reason.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+impl fmt::Display for DatasetProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        write!(f, "{}. {}", self.reason, self.fix)
+    }
+}
+
+/// One valid record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// 1-based line number in the uploaded file.
+    pub line: u64,
+    pub prompt: String,
+    pub reference_response: Option<String>,
+    pub category: Option<String>,
+    pub response: String,
+    pub model_identifier: String,
+    /// Every other top-level key, as uploaded (never sent to Bedrock).
+    pub metadata: Map<String, Value>,
+}
+
+#[derive(Serialize)]
+struct BedrockRecord<'a> {
+    prompt: &'a str,
+    #[serde(rename = "referenceResponse", skip_serializing_if = "Option::is_none")]
+    reference_response: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    category: Option<&'a str>,
+    #[serde(rename = "modelResponses")]
+    model_responses: [BedrockResponse<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct BedrockResponse<'a> {
+    response: &'a str,
+    #[serde(rename = "modelIdentifier")]
+    model_identifier: &'a str,
+}
+
+impl Record {
+    /// The record as Bedrock reads it (documented keys only), without a newline.
+    pub fn bedrock_line(&self) -> String {
+        let record = BedrockRecord {
+            prompt: &self.prompt,
+            reference_response: self.reference_response.as_deref(),
+            category: self.category.as_deref(),
+            model_responses: [BedrockResponse {
+                response: &self.response,
+                model_identifier: &self.model_identifier,
+            }],
+        };
+        // Strings and arrays of strings always serialise.
+        serde_json::to_string(&record).unwrap_or_default()
+    }
+
+    /// The record's line of the metadata sidecar.
+    pub fn metadata_line(&self) -> MetadataLine {
+        MetadataLine {
+            line: self.line,
+            prompt_hash: prompt_hash(&self.prompt),
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
+/// One planned shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardPlan {
+    /// 0-based.
+    pub index: usize,
+    pub records: usize,
+    /// Bytes of its Bedrock lines, newlines included.
+    pub bytes: usize,
+    pub first_line: u64,
+    pub last_line: u64,
+}
+
+/// Assigns records to shards: a new shard starts when adding a record would exceed
+/// the prompt or byte limit. Deterministic, so both passes agree.
+#[derive(Debug, Clone)]
+pub struct ShardPlanner {
+    max_records: usize,
+    max_bytes: usize,
+    shards: Vec<ShardPlan>,
+}
+
+impl ShardPlanner {
+    pub fn new(limits: &Limits) -> Self {
+        ShardPlanner {
+            max_records: limits.max_prompts_per_shard.max(1),
+            max_bytes: limits.max_shard_bytes.max(1),
+            shards: Vec::new(),
+        }
+    }
+
+    /// Places a record of `bytes` (its Bedrock line with newline); returns its shard index.
+    pub fn add(&mut self, line: u64, bytes: usize) -> usize {
+        let fits = self.shards.last().is_some_and(|s| {
+            s.records < self.max_records && s.bytes.saturating_add(bytes) <= self.max_bytes
+        });
+        if !fits {
+            self.shards.push(ShardPlan {
+                index: self.shards.len(),
+                records: 0,
+                bytes: 0,
+                first_line: line,
+                last_line: line,
+            });
+        }
+        let index = self.shards.len() - 1;
+        if let Some(shard) = self.shards.last_mut() {
+            shard.records += 1;
+            shard.bytes += bytes;
+            shard.last_line = line;
+        }
+        index
+    }
+
+    pub fn into_plan(self) -> Vec<ShardPlan> {
+        self.shards
+    }
+}
+
+/// What validation found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Validation {
+    /// Lines read (including blank ones).
+    pub lines: u64,
+    pub bytes: u64,
+    /// Valid records.
+    pub records: u64,
+    /// The one `modelIdentifier` of the file, when there is one.
+    pub model_identifier: Option<String>,
+    pub with_reference: u64,
+    pub with_category: u64,
+    /// Records with at least one metadata key, and the metadata keys seen (first 50).
+    pub with_metadata: u64,
+    pub metadata_keys: BTreeSet<String>,
+    /// The shard plan (meaningful only when the dataset is valid).
+    pub shards: Vec<ShardPlan>,
+    /// The first problems found, in line order.
+    pub problems: Vec<DatasetProblem>,
+    /// Every problem found, listed or not.
+    pub problem_count: u64,
+    /// Validation stopped early (too many problems): there may be more.
+    pub stopped_at_line: Option<u64>,
+}
+
+impl Validation {
+    pub fn is_valid(&self) -> bool {
+        self.problem_count == 0
+    }
+
+    /// Problems found but not listed.
+    pub fn unlisted_problems(&self) -> u64 {
+        self.problem_count
+            .saturating_sub(self.problems.len() as u64)
+    }
+}
+
+/// A line as read: its bytes, or only its length when over the limit.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line<'a> {
+    Text(&'a [u8]),
+    TooLong { bytes: u64 },
+}
+
+/// Reads lines of at most `max` bytes without ever buffering more; strips a UTF-8 BOM at
+/// the start of the file and a `\r` before each `\n`.
+pub struct LineReader<R> {
+    reader: R,
+    max: usize,
+    buf: Vec<u8>,
+    line: u64,
+    bytes: u64,
+}
+
+impl<R: AsyncBufRead + Unpin> LineReader<R> {
+    pub fn new(reader: R, max: usize) -> Self {
+        LineReader {
+            reader,
+            max,
+            buf: Vec::new(),
+            line: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Bytes consumed so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The next line with its 1-based number, `None` at the end.
+    pub async fn next_line(&mut self) -> std::io::Result<Option<(u64, Line<'_>)>> {
+        self.buf.clear();
+        // Keep up to max + 2 bytes: a line of exactly `max` plus its '\r', plus one byte
+        // that proves the line is too long.
+        let cap = self.max.saturating_add(2);
+        let mut len: u64 = 0;
+        let mut read_any = false;
+        loop {
+            let chunk = self.reader.fill_buf().await?;
+            if chunk.is_empty() {
+                if !read_any {
+                    return Ok(None);
+                }
+                break;
+            }
+            read_any = true;
+            let newline = chunk.iter().position(|&b| b == b'\n');
+            let part = &chunk[..newline.unwrap_or(chunk.len())];
+            len += part.len() as u64;
+            let room = cap.saturating_sub(self.buf.len());
+            self.buf.extend_from_slice(&part[..part.len().min(room)]);
+            let consumed = newline.map_or(chunk.len(), |i| i + 1);
+            self.reader.consume(consumed);
+            self.bytes += consumed as u64;
+            if newline.is_some() {
+                break;
+            }
+        }
+        self.line += 1;
+        let complete = len == self.buf.len() as u64;
+        if complete && self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+            len -= 1;
+        }
+        if self.line == 1 && self.buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            self.buf.drain(..3);
+            len -= 3;
+        }
+        if len > self.max as u64 {
+            return Ok(Some((self.line, Line::TooLong { bytes: len })));
+        }
+        Ok(Some((self.line, Line::Text(&self.buf))))
+    }
+}
+
+/// Validates a dataset read from `reader` with the default [`Limits`].
+pub async fn validate<R: AsyncBufRead + Unpin>(reader: R) -> std::io::Result<Validation> {
+    validate_with(reader, &Limits::default()).await
+}
+
+/// Validates a dataset read from `reader`. I/O errors are errors; everything wrong with the
+/// content is a [`DatasetProblem`] in the result.
+pub async fn validate_with<R: AsyncBufRead + Unpin>(
+    reader: R,
+    limits: &Limits,
+) -> std::io::Result<Validation> {
+    let mut lines = LineReader::new(reader, limits.max_line_bytes);
+    let mut planner = ShardPlanner::new(limits);
+    let mut v = Validation {
+        lines: 0,
+        bytes: 0,
+        records: 0,
+        model_identifier: None,
+        with_reference: 0,
+        with_category: 0,
+        with_metadata: 0,
+        metadata_keys: BTreeSet::new(),
+        shards: Vec::new(),
+        problems: Vec::new(),
+        problem_count: 0,
+        stopped_at_line: None,
+    };
+    let mut first_model_line = 0;
+    let push = |v: &mut Validation, problem: DatasetProblem| push_problem(v, limits, problem);
+    while let Some((number, line)) = lines.next_line().await? {
+        v.lines = number;
+        match line {
+            Line::TooLong { bytes } => push(
+                &mut v,
+                DatasetProblem::at(
+                    number,
+                    format!(
+                        "the line is {bytes} bytes, over the limit of {} bytes per record",
+                        limits.max_line_bytes
+                    ),
+                    "Shorten the prompt or the response (the judge model reads both), or leave the record out",
+                ),
+            ),
+            Line::Text(bytes) => {
+                if number == 1
+                    && (bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]))
+                {
+                    push(
+                        &mut v,
+                        DatasetProblem::at(
+                            1,
+                            "the file is UTF-16 encoded",
+                            "Save it as UTF-8 (JSON Lines must be UTF-8), e.g. with iconv -f UTF-16 -t UTF-8",
+                        ),
+                    );
+                    v.stopped_at_line = Some(1);
+                    break;
+                }
+                match parse_record(number, bytes) {
+                    Ok(None) => {}
+                    Ok(Some(record)) => {
+                        match v.model_identifier.clone() {
+                            None => {
+                                v.model_identifier = Some(record.model_identifier.clone());
+                                first_model_line = number;
+                            }
+                            Some(first) if first != record.model_identifier => push(
+                                &mut v,
+                                DatasetProblem::at(
+                                    number,
+                                    format!(
+                                        "modelIdentifier {:?} differs from {first:?} used since line {first_model_line}",
+                                        record.model_identifier
+                                    ),
+                                    "A dataset evaluates one model: use the same modelIdentifier on every line, or upload one file per model",
+                                ),
+                            ),
+                            Some(_) => {}
+                        }
+                        v.records += 1;
+                        v.with_reference += u64::from(record.reference_response.is_some());
+                        v.with_category += u64::from(record.category.is_some());
+                        if !record.metadata.is_empty() {
+                            v.with_metadata += 1;
+                            for key in record.metadata.keys() {
+                                if v.metadata_keys.len() < 50 {
+                                    v.metadata_keys.insert(key.clone());
+                                }
+                            }
+                        }
+                        if v.records <= limits.max_prompts {
+                            planner.add(number, record.bedrock_line().len() + 1);
+                        }
+                    }
+                    Err(problems) => {
+                        for problem in problems {
+                            push(&mut v, problem);
+                        }
+                    }
+                }
+            }
+        }
+        if v.problem_count >= limits.max_problems {
+            v.stopped_at_line = Some(number);
+            break;
+        }
+    }
+    v.bytes = lines.bytes();
+    if v.stopped_at_line.is_none() {
+        if v.lines == 0 {
+            push(
+                &mut v,
+                DatasetProblem::file(
+                    "the dataset is empty (0 bytes)",
+                    "Upload a JSON Lines file with one record per line: {\"prompt\": ..., \"modelResponses\": [{\"response\": ..., \"modelIdentifier\": ...}]}",
+                ),
+            );
+        } else if v.records == 0 && v.problem_count == 0 {
+            let lines = v.lines;
+            push(
+                &mut v,
+                DatasetProblem::file(
+                    format!("the dataset has {lines} lines but no records: every line is blank"),
+                    "Write one JSON record per line; blank lines are ignored",
+                ),
+            );
+        }
+        if v.records > limits.max_prompts {
+            let records = v.records;
+            push(
+                &mut v,
+                DatasetProblem::file(
+                    format!(
+                        "the dataset has {records} records; one upload accepts at most {}",
+                        limits.max_prompts
+                    ),
+                    "Split it into several files (each is evaluated separately) or sample it",
+                ),
+            );
+        }
+    }
+    v.shards = planner.into_plan();
+    Ok(v)
+}
+
+fn push_problem(v: &mut Validation, limits: &Limits, problem: DatasetProblem) {
+    v.problem_count += 1;
+    if v.problems.len() < limits.max_listed_problems {
+        v.problems.push(problem);
+    }
+}
+
+/// Parses one line: `Ok(None)` for a blank line, the record, or every problem of the line.
+pub fn parse_record(line: u64, bytes: &[u8]) -> Result<Option<Record>, Vec<DatasetProblem>> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            return Err(vec![DatasetProblem::at(
+                line,
+                format!(
+                    "the line is not valid UTF-8 (invalid byte at position {} of the line)",
+                    e.valid_up_to() + 1
+                ),
+                "Save the file as UTF-8; text exported as Latin-1 or Windows-1252 must be converted (e.g. iconv -f WINDOWS-1252 -t UTF-8)",
+            )]);
+        }
+    };
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let value: Value = match serde_json::from_str(text) {
+        Ok(value) => value,
+        Err(e) => return Err(vec![json_problem(line, text, &e)]),
+    };
+    let Value::Object(mut map) = value else {
+        let found = type_name(&value);
+        let fix = if matches!(value, Value::Array(_)) {
+            "Write one JSON object per line, not an array: convert a JSON array file with jq -c '.[]'"
+        } else {
+            "Write one JSON object per line: {\"prompt\": ..., \"modelResponses\": [...]}"
+        };
+        return Err(vec![DatasetProblem::at(
+            line,
+            format!("the line is {found}, not a JSON object"),
+            fix,
+        )]);
+    };
+    if map.contains_key("conversationTurns") {
+        return Err(vec![DatasetProblem::at(
+            line,
+            "the record is in Bedrock's knowledge-base (RAG) evaluation format (conversationTurns)",
+            "evalgate evaluates your application's responses: write {\"prompt\": ..., \"modelResponses\": [{\"response\": ..., \"modelIdentifier\": ...}]} records",
+        )]);
+    }
+    let mut problems = Vec::new();
+    let prompt = required_text(
+        line,
+        &map,
+        "prompt",
+        "the text your application was given",
+        &mut problems,
+    );
+    let reference_response = optional_text(
+        line,
+        &map,
+        "referenceResponse",
+        "the expected answer",
+        &mut problems,
+    );
+    let category = optional_text(
+        line,
+        &map,
+        "category",
+        "a category name, used for per-category results",
+        &mut problems,
+    );
+    let response = model_response(line, &map, &mut problems);
+    for key in map.keys() {
+        if BEDROCK_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        if let Some(known) = BEDROCK_KEYS.iter().find(|k| fold(k) == fold(key)) {
+            problems.push(DatasetProblem::at(
+                line,
+                format!("key {key:?} looks like {known:?} (keys are case-sensitive)"),
+                format!("Rename it to {known:?}; other keys are kept as metadata and never reach the judge"),
+            ));
+        }
+    }
+    for problem in metadata_problems(line, &map) {
+        problems.push(problem);
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let (Some(prompt), Some((response, model_identifier))) = (prompt, response) else {
+        // Unreachable: a missing value always comes with a problem.
+        return Err(problems);
+    };
+    for key in BEDROCK_KEYS {
+        map.remove(*key);
+    }
+    Ok(Some(Record {
+        line,
+        prompt,
+        reference_response: reference_response.flatten(),
+        category: category.flatten(),
+        response,
+        model_identifier,
+        metadata: map,
+    }))
+}
+
+fn json_problem(line: u64, text: &str, e: &serde_json::Error) -> DatasetProblem {
+    let trimmed = text.trim();
+    if trimmed == "{" || trimmed == "[" {
+        return DatasetProblem::at(
+            line,
+            "the record spans several lines (pretty-printed JSON)",
+            "Write each record on a single line (JSON Lines), e.g. with jq -c .",
+        );
+    }
+    if !(trimmed.starts_with('{') || trimmed.starts_with('[')) {
+        return DatasetProblem::at(
+            line,
+            "the line is not valid JSON: a record starts with '{'",
+            "Write one JSON object per line (JSON Lines); CSV, YAML or plain text must be converted first",
+        );
+    }
+    let message = e.to_string();
+    let message = match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => &message,
+    };
+    let fix = match e.classify() {
+        serde_json::error::Category::Eof => {
+            "The line ends before the JSON does: it may be truncated, or a string contains a raw line break (write it as \\n)"
+        }
+        _ => {
+            "Each line must be one complete JSON object: check quotes, commas and braces, and escape quotes and line breaks inside strings"
+        }
+    };
+    DatasetProblem::at(
+        line,
+        format!(
+            "the line is not valid JSON: {message} at column {}",
+            e.column()
+        ),
+        fix,
+    )
+}
+
+fn fold(key: &str) -> String {
+    key.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A hint when a missing key is probably present under another spelling.
+fn similar_key(map: &Map<String, Value>, wanted: &str) -> String {
+    match map.keys().find(|k| fold(k) == fold(wanted)) {
+        Some(found) => format!(" (found {found:?}: keys are case-sensitive)"),
+        None => String::new(),
+    }
+}
+
+fn required_text(
+    line: u64,
+    map: &Map<String, Value>,
+    key: &str,
+    what: &str,
+    problems: &mut Vec<DatasetProblem>,
+) -> Option<String> {
+    match map.get(key) {
+        None => {
+            problems.push(DatasetProblem::at(
+                line,
+                format!("missing required key {key:?}{}", similar_key(map, key)),
+                format!("Add {key:?}: {what}"),
+            ));
+            None
+        }
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            problems.push(DatasetProblem::at(
+                line,
+                format!("{key:?} is empty"),
+                format!("Give {key:?} a value ({what}), or leave the record out"),
+            ));
+            None
+        }
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            problems.push(DatasetProblem::at(
+                line,
+                format!("{key:?} must be a string, found {}", type_name(other)),
+                format!("Write {key:?} as a JSON string ({what})"),
+            ));
+            None
+        }
+    }
+}
+
+/// `Some(None)` when absent or null, `Some(Some(text))` when set, `None` on a problem.
+fn optional_text(
+    line: u64,
+    map: &Map<String, Value>,
+    key: &str,
+    what: &str,
+    problems: &mut Vec<DatasetProblem>,
+) -> Option<Option<String>> {
+    match map.get(key) {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            problems.push(DatasetProblem::at(
+                line,
+                format!("{key:?} is empty"),
+                format!("Remove {key:?} from the record or give it a value ({what})"),
+            ));
+            None
+        }
+        Some(Value::String(s)) => Some(Some(s.clone())),
+        Some(other) => {
+            problems.push(DatasetProblem::at(
+                line,
+                format!("{key:?} must be a string, found {}", type_name(other)),
+                format!("Write {key:?} as a JSON string ({what}), or remove it"),
+            ));
+            None
+        }
+    }
+}
+
+const RESPONSE_SHAPE: &str =
+    "\"modelResponses\": [{\"response\": \"...\", \"modelIdentifier\": \"my-app-v1\"}]";
+
+/// Whether `id` matches Bedrock's `inferenceSourceIdentifier` pattern.
+pub fn is_valid_model_identifier(id: &str) -> bool {
+    let mut chars = id.chars();
+    id.len() <= 256
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+fn model_response(
+    line: u64,
+    map: &Map<String, Value>,
+    problems: &mut Vec<DatasetProblem>,
+) -> Option<(String, String)> {
+    let responses = match map.get("modelResponses") {
+        None => {
+            problems.push(DatasetProblem::at(
+                line,
+                format!(
+                    "missing required key \"modelResponses\"{}",
+                    similar_key(map, "modelResponses")
+                ),
+                format!("Add your application's response: {RESPONSE_SHAPE}"),
+            ));
+            return None;
+        }
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            problems.push(DatasetProblem::at(
+                line,
+                format!(
+                    "\"modelResponses\" must be an array, found {}",
+                    type_name(other)
+                ),
+                format!("Write it as an array with exactly one response: {RESPONSE_SHAPE}"),
+            ));
+            return None;
+        }
+    };
+    let first = match responses.as_slice() {
+        [] => {
+            problems.push(DatasetProblem::at(
+                line,
+                "\"modelResponses\" is empty",
+                format!("Add exactly one response, your application's answer to the prompt: {RESPONSE_SHAPE}"),
+            ));
+            return None;
+        }
+        [first] => first,
+        more => {
+            problems.push(DatasetProblem::at(
+                line,
+                format!("\"modelResponses\" has {} responses; exactly one is allowed", more.len()),
+                "Keep one response per prompt; to compare models or versions, upload one dataset per model",
+            ));
+            return None;
+        }
+    };
+    let Value::Object(item) = first else {
+        problems.push(DatasetProblem::at(
+            line,
+            format!(
+                "modelResponses[0] must be an object, found {}",
+                type_name(first)
+            ),
+            format!("Write the response as an object: {RESPONSE_SHAPE}"),
+        ));
+        return None;
+    };
+    let before = problems.len();
+    let response = match item.get("response") {
+        None => {
+            problems.push(DatasetProblem::at(
+                line,
+                format!(
+                    "modelResponses[0] is missing \"response\"{}",
+                    similar_key(item, "response")
+                ),
+                "Add \"response\": your application's answer to the prompt",
+            ));
+            None
+        }
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            problems.push(DatasetProblem::at(
+                line,
+                "modelResponses[0].response is empty",
+                "Give the response text your application produced, or leave the record out",
+            ));
+            None
+        }
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            problems.push(DatasetProblem::at(
+                line,
+                format!(
+                    "modelResponses[0].response must be a string, found {}",
+                    type_name(other)
+                ),
+                "Write the response as a JSON string",
+            ));
+            None
+        }
+    };
+    let identifier = match item.get("modelIdentifier") {
+        None => {
+            problems.push(DatasetProblem::at(
+                line,
+                format!(
+                    "modelResponses[0] is missing \"modelIdentifier\"{}",
+                    similar_key(item, "modelIdentifier")
+                ),
+                "Add \"modelIdentifier\": a name for the model or application version that answered, e.g. \"my-app-v1\"",
+            ));
+            None
+        }
+        Some(Value::String(s)) if is_valid_model_identifier(s) => Some(s.clone()),
+        Some(Value::String(s)) => {
+            problems.push(DatasetProblem::at(
+                line,
+                format!("modelResponses[0].modelIdentifier {s:?} is not valid for Bedrock"),
+                "Use 1-256 letters, digits, '.', '_' or '-', starting with a letter or digit, e.g. \"support-bot-v42\"",
+            ));
+            None
+        }
+        Some(other) => {
+            problems.push(DatasetProblem::at(
+                line,
+                format!(
+                    "modelResponses[0].modelIdentifier must be a string, found {}",
+                    type_name(other)
+                ),
+                "Write the identifier as a JSON string, e.g. \"my-app-v1\"",
+            ));
+            None
+        }
+    };
+    for key in item.keys() {
+        if key != "response" && key != "modelIdentifier" {
+            problems.push(DatasetProblem::at(
+                line,
+                format!("modelResponses[0] has the unexpected key {key:?}"),
+                "A response holds only \"response\" and \"modelIdentifier\"; put other per-record data at the top level of the record, where it is kept as metadata",
+            ));
+        }
+    }
+    if problems.len() != before {
+        return None;
+    }
+    Some((response?, identifier?))
+}
+
+/// Metadata keys other parts of evalgate read, with the types they need.
+fn metadata_problems(line: u64, map: &Map<String, Value>) -> Vec<DatasetProblem> {
+    let mut problems = Vec::new();
+    for (key, integer) in [
+        ("latencyMs", false),
+        ("cost", false),
+        ("inputTokens", true),
+        ("outputTokens", true),
+    ] {
+        let Some(value) = map.get(key) else { continue };
+        let ok = match value {
+            Value::Null => true,
+            Value::Number(n) if integer => n.as_u64().is_some(),
+            Value::Number(n) => n.as_f64().is_some_and(|f| f >= 0.0 && f.is_finite()),
+            _ => false,
+        };
+        if !ok {
+            let wanted = if integer {
+                "a whole number >= 0"
+            } else {
+                "a number >= 0"
+            };
+            problems.push(DatasetProblem::at(
+                line,
+                format!(
+                    "metadata {key:?} must be {wanted}, found {}",
+                    describe_number(value)
+                ),
+                format!(
+                    "Write {key:?} as {wanted} (not a string), use null when unknown, or remove it"
+                ),
+            ));
+        }
+    }
+    if let Some(value) = map.get("userId")
+        && !matches!(value, Value::Null | Value::String(_) | Value::Number(_))
+    {
+        problems.push(DatasetProblem::at(
+            line,
+            format!(
+                "metadata \"userId\" must be a string, found {}",
+                type_name(value)
+            ),
+            "Write \"userId\" as a string, use null when unknown, or remove it",
+        ));
+    }
+    problems
+}
+
+fn describe_number(value: &Value) -> String {
+    match value {
+        Value::Number(n) if n.as_f64().is_some_and(|f| f < 0.0) => "a negative number".into(),
+        Value::Number(_) => "a fractional number".into(),
+        other => type_name(other).into(),
+    }
+}
+
+/// One shard, ready to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shard {
+    /// 0-based.
+    pub index: usize,
+    pub records: usize,
+    pub first_line: u64,
+    pub last_line: u64,
+    /// Bedrock JSON Lines (documented keys only).
+    pub body: Vec<u8>,
+    /// The metadata sidecar: one [`MetadataLine`] per record, same order.
+    pub metadata: Vec<u8>,
+}
+
+/// The second pass found something the first did not.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error("reading the dataset failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the dataset changed between validation and sharding: {0}")]
+    Changed(String),
+}
+
+/// Splits a dataset that [`validate_with`] accepted into shards, one at a time.
+pub struct Sharder<R> {
+    lines: LineReader<R>,
+    planner: ShardPlanner,
+    plan: Vec<ShardPlan>,
+    pending: Option<(usize, Record, String)>,
+    done: bool,
+}
+
+impl<R: AsyncBufRead + Unpin> Sharder<R> {
+    /// `plan` is the validated plan ([`Validation::shards`]); every shard is checked against it.
+    pub fn new(reader: R, limits: &Limits, plan: Vec<ShardPlan>) -> Self {
+        Sharder {
+            lines: LineReader::new(reader, limits.max_line_bytes),
+            planner: ShardPlanner::new(limits),
+            plan,
+            pending: None,
+            done: false,
+        }
+    }
+
+    /// The next record with its shard index and Bedrock line.
+    async fn next_record(&mut self) -> Result<Option<(usize, Record, String)>, ShardError> {
+        loop {
+            let Some((number, line)) = self.lines.next_line().await? else {
+                return Ok(None);
+            };
+            let Line::Text(bytes) = line else {
+                return Err(ShardError::Changed(format!("line {number} is too long")));
+            };
+            match parse_record(number, bytes) {
+                Ok(None) => continue,
+                Ok(Some(record)) => {
+                    let line = record.bedrock_line();
+                    let index = self.planner.add(number, line.len() + 1);
+                    return Ok(Some((index, record, line)));
+                }
+                Err(problems) => {
+                    let first = problems
+                        .first()
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
+                    return Err(ShardError::Changed(first));
+                }
+            }
+        }
+    }
+
+    /// The next shard, `None` after the last.
+    pub async fn next_shard(&mut self) -> Result<Option<Shard>, ShardError> {
+        if self.done {
+            return Ok(None);
+        }
+        let first = match self.pending.take() {
+            Some(first) => Some(first),
+            None => self.next_record().await?,
+        };
+        let Some((index, record, line)) = first else {
+            self.done = true;
+            if self.planner.shards.len() != self.plan.len() {
+                return Err(ShardError::Changed(format!(
+                    "{} shards instead of {}",
+                    self.planner.shards.len(),
+                    self.plan.len()
+                )));
+            }
+            return Ok(None);
+        };
+        let mut shard = Shard {
+            index,
+            records: 0,
+            first_line: record.line,
+            last_line: record.line,
+            body: Vec::new(),
+            metadata: Vec::new(),
+        };
+        let mut next = Some((index, record, line));
+        while let Some((i, record, line)) = next {
+            if i != index {
+                self.pending = Some((i, record, line));
+                break;
+            }
+            shard.records += 1;
+            shard.last_line = record.line;
+            shard.body.extend_from_slice(line.as_bytes());
+            shard.body.push(b'\n');
+            let meta = serde_json::to_vec(&record.metadata_line()).unwrap_or_default();
+            shard.metadata.extend_from_slice(&meta);
+            shard.metadata.push(b'\n');
+            next = self.next_record().await?;
+        }
+        let expected = self.plan.get(index);
+        let matches = expected.is_some_and(|p| {
+            p.records == shard.records
+                && p.bytes == shard.body.len()
+                && p.first_line == shard.first_line
+                && p.last_line == shard.last_line
+        });
+        if !matches {
+            return Err(ShardError::Changed(format!(
+                "shard {} holds lines {}-{} ({} records), the plan said {:?}",
+                index + 1,
+                shard.first_line,
+                shard.last_line,
+                shard.records,
+                expected
+            )));
+        }
+        Ok(Some(shard))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str =
+        r#"{"prompt":"p","modelResponses":[{"response":"r","modelIdentifier":"m-1"}]}"#;
+
+    async fn check(text: &[u8]) -> Validation {
+        validate(text).await.unwrap()
+    }
+
+    fn line(prompt: &str) -> String {
+        format!(
+            r#"{{"prompt":"{prompt}","referenceResponse":"ref","category":"c","modelResponses":[{{"response":"r","modelIdentifier":"m-1"}}],"latencyMs":12.5,"userId":"u"}}"#
+        )
+    }
+
+    #[tokio::test]
+    async fn accepts_the_public_sample() {
+        let text = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/aws-samples-byoi-judge.jsonl"
+        ))
+        .unwrap();
+        let v = check(&text).await;
+        assert!(v.is_valid(), "{:?}", v.problems);
+        assert_eq!(v.records, 30);
+        assert_eq!(v.model_identifier.as_deref(), Some("third-party-model"));
+        assert_eq!(v.shards.len(), 1);
+        assert_eq!(v.with_reference, 30);
+    }
+
+    #[tokio::test]
+    async fn tolerates_bom_crlf_and_blank_lines() {
+        let text = format!("\u{feff}{GOOD}\r\n\r\n   \n{GOOD}\r\n\n");
+        let v = check(text.as_bytes()).await;
+        assert!(v.is_valid(), "{:?}", v.problems);
+        assert_eq!(v.records, 2);
+        assert_eq!(v.lines, 5);
+        assert_eq!(v.shards[0].first_line, 1);
+        assert_eq!(v.shards[0].last_line, 4);
+    }
+
+    /// Each malformed line yields a problem on that line whose reason contains the fragment.
+    #[test]
+    fn line_problems_table() {
+        let cases: &[(&str, &str)] = &[
+            (
+                r#"{"prompt":"p","modelResponses":[{"response":"r","modelIdentifier":"m"}"#,
+                "not valid JSON",
+            ),
+            (r#"{"prompt":"p" "modelResponses":[]}"#, "not valid JSON"),
+            ("[1,2]", "an array, not a JSON object"),
+            ("42", "a number, not a JSON object"),
+            (
+                r#"{"modelResponses":[{"response":"r","modelIdentifier":"m"}]}"#,
+                "missing required key \"prompt\"",
+            ),
+            (
+                r#"{"Prompt":"p","modelResponses":[{"response":"r","modelIdentifier":"m"}]}"#,
+                "found \"Prompt\"",
+            ),
+            (
+                r#"{"prompt":7,"modelResponses":[{"response":"r","modelIdentifier":"m"}]}"#,
+                "\"prompt\" must be a string, found a number",
+            ),
+            (
+                r#"{"prompt":"  ","modelResponses":[{"response":"r","modelIdentifier":"m"}]}"#,
+                "\"prompt\" is empty",
+            ),
+            (
+                r#"{"prompt":"p"}"#,
+                "missing required key \"modelResponses\"",
+            ),
+            (
+                r#"{"prompt":"p","modelResponses":{"response":"r","modelIdentifier":"m"}}"#,
+                "must be an array, found an object",
+            ),
+            (
+                r#"{"prompt":"p","modelResponses":[]}"#,
+                "\"modelResponses\" is empty",
+            ),
+            (
+                r#"{"prompt":"p","modelResponses":[{"response":"a","modelIdentifier":"m"},{"response":"b","modelIdentifier":"m"}]}"#,
+                "has 2 responses",
+            ),
+            (
+                r#"{"prompt":"p","modelResponses":["r"]}"#,
+                "modelResponses[0] must be an object, found a string",
+            ),
+            (
+                r#"{"prompt":"p","modelResponses":[{"modelIdentifier":"m"}]}"#,
+                "missing \"response\"",
+            ),
+            (
+                r#"{"prompt":"p","modelResponses":[{"response":"","modelIdentifier":"m"}]}"#,
+                "response is empty",
+            ),
+            (
+                r#"{"prompt":"p","modelResponses":[{"response":["r"],"modelIdentifier":"m"}]}"#,
+                "response must be a string, found an array",
+            ),
+            (
+                r#"{"prompt":"p","modelResponses":[{"response":"r"}]}"#,
+                "missing \"modelIdentifier\"",
+            ),
+            (
+                r#"{"prompt":"p","modelResponses":[{"response":"r","modelIdentifier":"my model"}]}"#,
+                "is not valid for Bedrock",
+            ),
+            (
+                r#"{"prompt":"p","modelResponses":[{"response":"r","modelIdentifier":3}]}"#,
+                "modelIdentifier must be a string",
+            ),
+            (
+                r#"{"prompt":"p","modelResponses":[{"response":"r","modelIdentifier":"m","score":1}]}"#,
+                "unexpected key \"score\"",
+            ),
+            (
+                r#"{"prompt":"p","referenceResponse":5,"modelResponses":[{"response":"r","modelIdentifier":"m"}]}"#,
+                "\"referenceResponse\" must be a string",
+            ),
+            (
+                r#"{"prompt":"p","category":"","modelResponses":[{"response":"r","modelIdentifier":"m"}]}"#,
+                "\"category\" is empty",
+            ),
+            (
+                r#"{"prompt":"p","reference_response":"x","modelResponses":[{"response":"r","modelIdentifier":"m"}]}"#,
+                "looks like \"referenceResponse\"",
+            ),
+            (
+                r#"{"prompt":"p","latencyMs":"120","modelResponses":[{"response":"r","modelIdentifier":"m"}]}"#,
+                "\"latencyMs\" must be a number >= 0, found a string",
+            ),
+            (
+                r#"{"prompt":"p","inputTokens":1.5,"modelResponses":[{"response":"r","modelIdentifier":"m"}]}"#,
+                "whole number",
+            ),
+            (
+                r#"{"prompt":"p","cost":-1,"modelResponses":[{"response":"r","modelIdentifier":"m"}]}"#,
+                "found a negative number",
+            ),
+            (
+                r#"{"prompt":"p","userId":{"a":1},"modelResponses":[{"response":"r","modelIdentifier":"m"}]}"#,
+                "\"userId\" must be a string",
+            ),
+            (r#"{"conversationTurns":[]}"#, "knowledge-base (RAG)"),
+            ("{", "spans several lines"),
+        ];
+        for (text, fragment) in cases {
+            let problems = parse_record(7, text.as_bytes()).expect_err(text);
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.line == Some(7) && p.reason.contains(fragment)),
+                "{text}: {problems:?}"
+            );
+            assert!(problems.iter().all(|p| !p.fix.is_empty()));
+        }
+    }
+
+    #[test]
+    fn problems_never_quote_prompt_or_response_text() {
+        let secret = "SECRET-CUSTOMER-TEXT";
+        for text in [
+            format!(r#"{{"prompt":"{secret}","modelResponses":[]}}"#),
+            format!(r#"{{"prompt":"{secret}","modelResponses":[{{"response":"{secret}"}}]}}"#),
+            format!(
+                r#"{{"prompt":"{secret}","modelResponses":[{{"response":"{secret}","modelIdentifier":"m"}}]"#
+            ),
+            format!(r#"{{"prompt":"{secret}\u0001","#),
+        ] {
+            let problems = parse_record(1, text.as_bytes()).unwrap_err();
+            for p in problems {
+                assert!(!p.to_string().contains(secret), "{p}");
+            }
+        }
+    }
+
+    #[test]
+    fn records_keep_metadata_aside() {
+        let record = parse_record(3, line("hello").as_bytes()).unwrap().unwrap();
+        assert_eq!(record.metadata.len(), 2);
+        assert_eq!(record.metadata["latencyMs"], 12.5);
+        let bedrock: Value = serde_json::from_str(&record.bedrock_line()).unwrap();
+        let keys: Vec<_> = bedrock.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys.len(), 4, "{keys:?}");
+        assert!(keys.iter().all(|k| BEDROCK_KEYS.contains(&k.as_str())));
+        assert_eq!(bedrock["modelResponses"][0]["modelIdentifier"], "m-1");
+        let meta = record.metadata_line();
+        assert_eq!(meta.line, 3);
+        assert_eq!(meta.prompt_hash, prompt_hash("hello"));
+        // null optional keys are treated as absent and not sent.
+        let record = parse_record(
+            1,
+            br#"{"prompt":"p","referenceResponse":null,"modelResponses":[{"response":"r","modelIdentifier":"m"}]}"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!record.bedrock_line().contains("referenceResponse"));
+    }
+
+    #[tokio::test]
+    async fn file_level_problems() {
+        let v = check(b"").await;
+        assert_eq!(v.problems[0].line, None);
+        assert!(v.problems[0].reason.contains("empty"));
+        let v = check(b"\n  \n\r\n").await;
+        assert!(
+            v.problems[0].reason.contains("no records"),
+            "{:?}",
+            v.problems
+        );
+        let v = check(b"\xff\xfe{\x00").await;
+        assert!(v.problems[0].reason.contains("UTF-16"));
+    }
+
+    #[tokio::test]
+    async fn non_utf8_bytes_name_the_line() {
+        let mut text = format!("{GOOD}\n{GOOD}\n").into_bytes();
+        text.extend_from_slice(b"{\"prompt\":\"caf\xe9\",\"modelResponses\":[]}\n");
+        let v = check(&text).await;
+        assert_eq!(v.problems[0].line, Some(3));
+        assert!(
+            v.problems[0].reason.contains("position 15"),
+            "{}",
+            v.problems[0]
+        );
+    }
+
+    #[tokio::test]
+    async fn two_model_identifiers_are_rejected_at_the_second() {
+        let other = GOOD.replace("m-1", "m-2");
+        let v = check(format!("{GOOD}\n{GOOD}\n{other}\n").as_bytes()).await;
+        assert_eq!(v.problem_count, 1);
+        assert_eq!(v.problems[0].line, Some(3));
+        assert!(v.problems[0].reason.contains("used since line 1"));
+    }
+
+    #[tokio::test]
+    async fn long_lines_are_measured_not_buffered() {
+        let limits = Limits {
+            max_line_bytes: 100,
+            ..Limits::default()
+        };
+        let long = format!("{{\"prompt\":\"{}\"}}", "x".repeat(5000));
+        let text = format!("{GOOD}\n{long}\n{GOOD}");
+        let v = validate_with(text.as_bytes(), &limits).await.unwrap();
+        assert_eq!(v.problem_count, 1);
+        assert_eq!(v.problems[0].line, Some(2));
+        assert!(
+            v.problems[0].reason.contains("5013 bytes"),
+            "{}",
+            v.problems[0]
+        );
+        assert_eq!(v.records, 2);
+        // A line of exactly the limit, with CRLF, is accepted.
+        let exact = format!(
+            "{{\"prompt\":\"{}\",\"modelResponses\":[{{\"response\":\"r\",\"modelIdentifier\":\"m\"}}]}}",
+            "y".repeat(10)
+        );
+        let limits = Limits {
+            max_line_bytes: exact.len(),
+            ..Limits::default()
+        };
+        let v = validate_with(format!("{exact}\r\n{exact}").as_bytes(), &limits)
+            .await
+            .unwrap();
+        assert!(v.is_valid(), "{:?}", v.problems);
+    }
+
+    #[tokio::test]
+    async fn line_reader_handles_tiny_buffers() {
+        let text = format!("\u{feff}{GOOD}\r\nsecond\r\n\nlast");
+        let reader = tokio::io::BufReader::with_capacity(3, text.as_bytes());
+        let mut lines = LineReader::new(reader, 1000);
+        let mut got = Vec::new();
+        while let Some((n, line)) = lines.next_line().await.unwrap() {
+            let Line::Text(bytes) = line else { panic!() };
+            got.push((n, String::from_utf8(bytes.to_vec()).unwrap()));
+        }
+        assert_eq!(
+            got,
+            [
+                (1, GOOD.to_owned()),
+                (2, "second".into()),
+                (3, String::new()),
+                (4, "last".into())
+            ]
+        );
+        assert_eq!(lines.bytes(), text.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn problems_are_capped_and_counted() {
+        let text = "nope\n".repeat(250);
+        let v = check(text.as_bytes()).await;
+        assert_eq!(v.problem_count, 250);
+        assert_eq!(v.problems.len(), MAX_LISTED_PROBLEMS);
+        assert_eq!(v.unlisted_problems(), 150);
+        let limits = Limits {
+            max_problems: 20,
+            ..Limits::default()
+        };
+        let v = validate_with(text.as_bytes(), &limits).await.unwrap();
+        assert_eq!(v.problem_count, 20);
+        assert_eq!(v.stopped_at_line, Some(20));
+    }
+
+    #[tokio::test]
+    async fn too_many_prompts_is_a_file_problem() {
+        let limits = Limits {
+            max_prompts: 3,
+            ..Limits::default()
+        };
+        let text = format!("{GOOD}\n").repeat(5);
+        let v = validate_with(text.as_bytes(), &limits).await.unwrap();
+        assert_eq!(v.problem_count, 1);
+        assert!(
+            v.problems[0].reason.contains("5 records"),
+            "{}",
+            v.problems[0]
+        );
+    }
+
+    #[test]
+    fn planner_splits_on_count_and_bytes() {
+        let limits = Limits {
+            max_prompts_per_shard: 3,
+            max_shard_bytes: 100,
+            ..Limits::default()
+        };
+        let mut planner = ShardPlanner::new(&limits);
+        let indexes: Vec<usize> = [10, 10, 10, 10, 60, 50, 100, 1]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| planner.add(i as u64 + 1, *b))
+            .collect();
+        assert_eq!(indexes, [0, 0, 0, 1, 1, 2, 3, 4]);
+        let plan = planner.into_plan();
+        assert_eq!(plan[1].records, 2);
+        assert_eq!(plan[1].bytes, 70);
+        assert_eq!((plan[1].first_line, plan[1].last_line), (4, 5));
+    }
+
+    #[tokio::test]
+    async fn sharder_reproduces_the_plan() {
+        let mut text = String::new();
+        for i in 0..2500 {
+            text.push_str(&line(&format!("prompt {i}")));
+            text.push('\n');
+            if i % 700 == 0 {
+                text.push('\n');
+            }
+        }
+        let v = check(text.as_bytes()).await;
+        assert!(v.is_valid(), "{:?}", v.problems);
+        let sizes: Vec<_> = v.shards.iter().map(|s| s.records).collect();
+        assert_eq!(sizes, [1000, 1000, 500]);
+        let mut sharder = Sharder::new(text.as_bytes(), &Limits::default(), v.shards.clone());
+        let mut seen = 0;
+        while let Some(shard) = sharder.next_shard().await.unwrap() {
+            assert_eq!(shard.index, seen);
+            let lines: Vec<&[u8]> = shard
+                .body
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .collect();
+            assert_eq!(lines.len(), shard.records);
+            let meta: Vec<MetadataLine> = shard
+                .metadata
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_slice(l).unwrap())
+                .collect();
+            assert_eq!(meta.len(), shard.records);
+            assert_eq!(meta[0].line, shard.first_line);
+            assert_eq!(meta[0].metadata["userId"], "u");
+            for l in lines {
+                let value: Value = serde_json::from_slice(l).unwrap();
+                assert!(value.get("latencyMs").is_none());
+            }
+            seen += 1;
+        }
+        assert_eq!(seen, 3);
+        assert!(sharder.next_shard().await.unwrap().is_none());
+    }
+
+    /// The shared malformed corpus (`tests/data/malformed`, also checked end to end and by
+    /// the CLI): every case is rejected at the expected line with the expected reason.
+    #[tokio::test]
+    async fn the_malformed_corpus_is_rejected_as_expected() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/malformed");
+        let expectations: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("expectations.json")).unwrap()).unwrap();
+        let cases = expectations["datasets"].as_array().unwrap();
+        assert!(cases.len() >= 15);
+        for case in cases {
+            let name = case["case"].as_str().unwrap();
+            let bytes = match case["file"].as_str() {
+                Some(file) => std::fs::read(dir.join(file)).unwrap(),
+                None => generated_case(&case["generate"]),
+            };
+            let v = check(&bytes).await;
+            assert!(!v.is_valid(), "{name} was accepted");
+            let line = case["line"].as_u64();
+            let message = case["message"].as_str().unwrap();
+            assert!(
+                v.problems
+                    .iter()
+                    .any(|p| p.line == line && p.reason.contains(message)),
+                "{name}: expected line {line:?} with {message:?}, got {:?}",
+                v.problems
+            );
+        }
+    }
+
+    /// A corpus case generated at test time (the 10 MB line).
+    fn generated_case(spec: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        for _ in 0..spec["validLinesBefore"].as_u64().unwrap() {
+            out.extend_from_slice(GOOD.as_bytes());
+            out.push(b'\n');
+        }
+        let size = spec["lineBytes"].as_u64().unwrap() as usize;
+        let head = br#"{"prompt":""#;
+        let tail = br#"","modelResponses":[{"response":"r","modelIdentifier":"m-1"}]}"#;
+        out.extend_from_slice(head);
+        out.resize(out.len() + size - head.len() - tail.len(), b'x');
+        out.extend_from_slice(tail);
+        out.push(b'\n');
+        for _ in 0..spec["validLinesAfter"].as_u64().unwrap() {
+            out.extend_from_slice(GOOD.as_bytes());
+            out.push(b'\n');
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn sharder_notices_a_changed_dataset() {
+        let text = format!("{GOOD}\n{GOOD}\n");
+        let v = check(text.as_bytes()).await;
+        let changed = format!("{GOOD}\n{GOOD}\n{GOOD}\n");
+        let mut sharder = Sharder::new(changed.as_bytes(), &Limits::default(), v.shards);
+        assert!(matches!(
+            sharder.next_shard().await,
+            Err(ShardError::Changed(_))
+        ));
+    }
+}
