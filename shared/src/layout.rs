@@ -8,6 +8,7 @@
 //! evaluations/<app>/<rel>/<dataset-id>/             Bedrock's output prefix (it adds <jobName>/<jobId>/…)
 //! rejections/<app>/<rel>/<name>.json                why a dataset was rejected, and what to do
 //! verdicts/<app>/<rel>/verdict.json, report.md      the gate's verdict, written once
+//! verdicts/<app>/<rel>/scores.jsonl                 per-prompt scores (regression baseline)
 //! ledger/…                                          evalgate's own records (see `ledger`)
 //! ```
 //!
@@ -280,6 +281,12 @@ pub fn verdicts_prefix(application: &str) -> String {
 /// A release's verdict record (JSON).
 pub fn verdict_key(application: &str, release: &str) -> String {
     format!("{}verdict.json", verdict_prefix(application, release))
+}
+
+/// A release's per-prompt scores (`scores.jsonl`, one line per prompt hash): the
+/// regression baseline of later releases.
+pub fn scores_key(application: &str, release: &str) -> String {
+    format!("{}scores.jsonl", verdict_prefix(application, release))
 }
 
 /// A release's Markdown report.

@@ -12,12 +12,16 @@
 //!
 //! Handlers in `functions/*` stay thin: parse the event, call into this crate, map errors.
 
+pub mod aggregate;
 pub mod alert;
 pub mod aws;
 pub mod bedrock;
 pub mod config;
 pub mod dataset;
+pub mod emf;
 pub mod events;
+pub mod gate;
+pub mod gating;
 pub mod layout;
 pub mod ledger;
 pub mod metadata;
@@ -25,7 +29,10 @@ pub mod notify;
 pub mod policy;
 pub mod promotion;
 pub mod release;
+pub mod report;
+pub mod results;
 pub mod rollback;
+pub mod stats;
 pub mod store;
 pub mod submission;
 pub mod telemetry;

@@ -1,0 +1,442 @@
+//! Bedrock's evaluation results: the `*_output.jsonl` files a completed job writes, read as
+//! a stream (one line at a time, bounded memory whatever the file size).
+//!
+//! One line per prompt (model evaluation, see `docs/gates.md`):
+//!
+//! ```json
+//! {"automatedEvaluationResult":{"scores":[
+//!    {"metricName":"Builtin.Correctness","result":0.75,"evaluatorDetails":[{"explanation":"..."}]},
+//!    {"metricName":"brand_voice","result":null}]},
+//!  "inputRecord":{"prompt":"...","category":"...","referenceResponse":"...","modelResponses":[...]},
+//!  "modelResponses":[...]}
+//! ```
+//!
+//! `result: null` (or absent, or not a number) means **not scored**: it is never read as 0.
+//! Unknown keys are ignored, so additions to Bedrock's format do not break the reader; a
+//! line without `automatedEvaluationResult` or `inputRecord.prompt` is an error naming the
+//! file and the line.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use thiserror::Error;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+/// Longest line accepted (a record holds a prompt, a response and the judge's explanations).
+pub const MAX_LINE_BYTES: usize = 32 * 1024 * 1024;
+
+/// One judged prompt, borrowing from the line it was read from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultRecord<'a> {
+    /// `layout::prompt_hash` of the prompt text.
+    pub prompt_hash: String,
+    pub prompt: Cow<'a, str>,
+    pub category: Option<Cow<'a, str>>,
+    pub scores: Vec<Score<'a>>,
+}
+
+/// One metric's judgement of one prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Score<'a> {
+    pub metric: Cow<'a, str>,
+    /// `None`: not scored (`null`, absent, or not a number).
+    pub value: Option<f64>,
+    /// The judge's explanation, when it gave one.
+    pub explanation: Option<Cow<'a, str>>,
+}
+
+/// Reading a results (or other JSON Lines) object failed.
+#[derive(Debug, Error)]
+pub enum ReadError {
+    /// The content is not what it should be: the evaluation's results are unusable.
+    #[error("{uri} line {line}: {message}")]
+    Content {
+        uri: String,
+        line: u64,
+        message: String,
+    },
+    /// The bytes could not be read (network, S3): worth retrying.
+    #[error("reading {uri} failed after line {line}: {source}")]
+    Io {
+        uri: String,
+        line: u64,
+        source: std::io::Error,
+    },
+}
+
+impl ReadError {
+    /// True when the content is at fault (retrying cannot help).
+    pub fn is_content(&self) -> bool {
+        matches!(self, ReadError::Content { .. })
+    }
+}
+
+/// Reads JSON Lines one line at a time into a reused buffer: memory is bounded by the
+/// longest line ([`MAX_LINE_BYTES`]), not by the object.
+pub struct LineReader<R> {
+    reader: R,
+    buf: Vec<u8>,
+    line: u64,
+    uri: String,
+}
+
+impl<R: AsyncBufRead + Unpin> LineReader<R> {
+    pub fn new(reader: R, uri: impl Into<String>) -> Self {
+        LineReader {
+            reader,
+            buf: Vec::with_capacity(64 * 1024),
+            line: 0,
+            uri: uri.into(),
+        }
+    }
+
+    /// The object's URI, for messages.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The next line (1-based number, bytes without the line break), `None` at the end.
+    pub async fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, ReadError> {
+        self.buf.clear();
+        let mut read_any = false;
+        loop {
+            let available = match self.reader.fill_buf().await {
+                Ok(bytes) => bytes,
+                Err(source) => {
+                    return Err(ReadError::Io {
+                        uri: self.uri.clone(),
+                        line: self.line,
+                        source,
+                    });
+                }
+            };
+            if available.is_empty() {
+                if !read_any {
+                    return Ok(None);
+                }
+                break;
+            }
+            read_any = true;
+            let (chunk, used, done) = match available.iter().position(|b| *b == b'\n') {
+                Some(i) => (&available[..i], i + 1, true),
+                None => (available, available.len(), false),
+            };
+            if self.buf.len() + chunk.len() > MAX_LINE_BYTES {
+                return Err(ReadError::Content {
+                    uri: self.uri.clone(),
+                    line: self.line + 1,
+                    message: format!("the line is longer than {MAX_LINE_BYTES} bytes"),
+                });
+            }
+            self.buf.extend_from_slice(chunk);
+            self.reader.consume(used);
+            if done {
+                break;
+            }
+        }
+        self.line += 1;
+        if self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+        }
+        Ok(Some((self.line, &self.buf)))
+    }
+
+    /// A content error at `line`.
+    pub fn content_error(&self, line: u64, message: impl Into<String>) -> ReadError {
+        ReadError::Content {
+            uri: self.uri.clone(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+/// A JSON number, or `None` for `null` and anything else (strings, booleans, objects…).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LenientNumber(pub Option<f64>);
+
+impl<'de> Deserialize<'de> for LenientNumber {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LenientNumber;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(LenientNumber(v.is_finite().then_some(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(LenientNumber(Some(v as f64)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(LenientNumber(Some(v as f64)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LenientNumber(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LenientNumber(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(LenientNumber(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(LenientNumber(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(LenientNumber(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(LenientNumber(None))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// A string borrowed from the line when it has no escapes (serde's own `Cow` support only
+/// borrows for bare `Cow` fields, not inside `Option`).
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = CowStr<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+#[derive(Deserialize)]
+struct RawLine<'a> {
+    #[serde(borrow, rename = "automatedEvaluationResult")]
+    automated: Option<RawAutomated<'a>>,
+    #[serde(borrow, rename = "inputRecord")]
+    input: Option<RawInput<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawAutomated<'a> {
+    #[serde(borrow, default)]
+    scores: Vec<RawScore<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawScore<'a> {
+    #[serde(borrow, rename = "metricName")]
+    metric_name: CowStr<'a>,
+    #[serde(default)]
+    result: LenientNumber,
+    #[serde(borrow, default, rename = "evaluatorDetails")]
+    evaluator_details: Vec<RawDetail<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawDetail<'a> {
+    #[serde(borrow, default)]
+    explanation: Option<CowStr<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawInput<'a> {
+    #[serde(borrow)]
+    prompt: Option<CowStr<'a>>,
+    #[serde(borrow, default)]
+    category: Option<CowStr<'a>>,
+}
+
+/// serde_json's message without its " at line 1 column N" suffix (lines are ours to number).
+pub fn json_message(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    let text = match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    };
+    format!("{text} (column {})", err.column())
+}
+
+/// Parses one results line.
+pub fn parse_line(bytes: &[u8]) -> Result<ResultRecord<'_>, String> {
+    let raw: RawLine<'_> = serde_json::from_slice(bytes)
+        .map_err(|e| format!("not a Bedrock evaluation result: {}", json_message(&e)))?;
+    let automated = raw.automated.ok_or(
+        "no automatedEvaluationResult: this is not a model-evaluation result line (RAG results are not supported)",
+    )?;
+    let input = raw
+        .input
+        .ok_or("no inputRecord: Bedrock writes the judged record with every result")?;
+    let prompt = input.prompt.ok_or("inputRecord has no prompt")?.0;
+    let scores = automated
+        .scores
+        .into_iter()
+        .map(|s| Score {
+            metric: s.metric_name.0,
+            value: s.result.0,
+            explanation: s
+                .evaluator_details
+                .into_iter()
+                .filter_map(|d| d.explanation.map(|e| e.0))
+                .find(|e| !e.trim().is_empty()),
+        })
+        .collect();
+    Ok(ResultRecord {
+        prompt_hash: crate::layout::prompt_hash(&prompt),
+        prompt,
+        category: input.category.map(|c| c.0).filter(|c| !c.trim().is_empty()),
+        scores,
+    })
+}
+
+/// Streams a results object into `on_record`; returns the number of records. Blank lines
+/// are skipped; any other unreadable line stops the read with a [`ReadError::Content`].
+pub async fn read_results<R, F>(reader: R, uri: &str, mut on_record: F) -> Result<u64, ReadError>
+where
+    R: AsyncBufRead + Unpin,
+    F: FnMut(&ResultRecord<'_>) -> Result<(), String>,
+{
+    let mut lines = LineReader::new(reader, uri);
+    let mut records = 0;
+    loop {
+        let (number, bytes) = match lines.next_line().await? {
+            Some(line) => line,
+            None => break,
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let outcome = parse_line(bytes).and_then(|record| on_record(&record));
+        if let Err(message) = outcome {
+            return Err(lines.content_error(number, message));
+        }
+        records += 1;
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &str = r#"{"automatedEvaluationResult":{"scores":[{"metricName":"Builtin.Correctness","result":0.75,"evaluatorDetails":[{"modelIdentifier":"amazon.nova-pro-v1:0","explanation":"Mostly right."}]},{"metricName":"brand_voice","result":null,"evaluatorDetails":[{"explanation":""}]},{"metricName":"Builtin.Harmfulness","result":0}]},"inputRecord":{"prompt":"What is 2+2?","referenceResponse":"4","category":"Math","modelResponses":[{"response":"4","modelIdentifier":"app"}]},"modelResponses":[{"response":"4","modelIdentifier":"app"}]}"#;
+
+    #[test]
+    fn parses_a_bedrock_result_line() {
+        let r = parse_line(LINE.as_bytes()).unwrap();
+        assert_eq!(r.prompt_hash, crate::layout::prompt_hash("What is 2+2?"));
+        assert_eq!(r.category.as_deref(), Some("Math"));
+        assert_eq!(r.scores.len(), 3);
+        assert_eq!(r.scores[0].value, Some(0.75));
+        assert_eq!(r.scores[0].explanation.as_deref(), Some("Mostly right."));
+        assert_eq!(r.scores[1].value, None, "null is not scored");
+        assert_eq!(
+            r.scores[1].explanation, None,
+            "empty explanations are dropped"
+        );
+        assert_eq!(r.scores[2].value, Some(0.0), "an integer 0 is a real score");
+        // Borrowed, not copied, when the text has no escapes.
+        assert!(matches!(r.prompt, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn odd_results_count_as_not_scored() {
+        for result in [
+            r#""result":"high""#,
+            r#""result":true"#,
+            r#""result":{"x":1}"#,
+            "",
+        ] {
+            let line = format!(
+                r#"{{"automatedEvaluationResult":{{"scores":[{{"metricName":"m"{}{result}}}]}},"inputRecord":{{"prompt":"p"}}}}"#,
+                if result.is_empty() { "" } else { "," }
+            );
+            let r = parse_line(line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(r.scores[0].value, None, "{line}");
+        }
+    }
+
+    #[test]
+    fn unusable_lines_are_explained() {
+        for (line, expected) in [
+            ("not json", "not a Bedrock evaluation result"),
+            (
+                r#"{"inputRecord":{"prompt":"p"}}"#,
+                "no automatedEvaluationResult",
+            ),
+            (
+                r#"{"automatedEvaluationResult":{"scores":[]}}"#,
+                "no inputRecord",
+            ),
+            (
+                r#"{"automatedEvaluationResult":{"scores":[]},"inputRecord":{"category":"x"}}"#,
+                "no prompt",
+            ),
+            (
+                r#"{"automatedEvaluationResult":{"scores":[{"result":1}]},"inputRecord":{"prompt":"p"}}"#,
+                "metricName",
+            ),
+        ] {
+            let err = parse_line(line.as_bytes()).unwrap_err();
+            assert!(err.contains(expected), "{line}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn streams_lines_and_names_the_bad_one() {
+        let text = format!("{LINE}\n\n{LINE}\r\n{{oops\n{LINE}\n");
+        let mut seen = 0;
+        let err = read_results(text.as_bytes(), "s3://b/x_output.jsonl", |_| {
+            seen += 1;
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(seen, 2);
+        assert!(err.is_content());
+        let message = err.to_string();
+        assert!(
+            message.starts_with("s3://b/x_output.jsonl line 4: not a Bedrock evaluation result"),
+            "{message}"
+        );
+        // Without a trailing newline the last line still counts.
+        let text = format!("{LINE}\n{LINE}");
+        let n = read_results(text.as_bytes(), "u", |_| Ok(()))
+            .await
+            .unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(read_results(&b""[..], "u", |_| Ok(())).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn reads_lines_split_across_buffer_refills() {
+        // A tiny buffer forces every line to span many fill_buf calls.
+        let text = format!("{LINE}\n{LINE}\n");
+        let reader = tokio::io::BufReader::with_capacity(7, text.as_bytes());
+        let mut prompts = Vec::new();
+        let n = read_results(reader, "u", |r| {
+            prompts.push(r.prompt.to_string());
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(prompts, ["What is 2+2?", "What is 2+2?"]);
+    }
+}
