@@ -15,7 +15,9 @@ use thiserror::Error;
 
 use crate::events::{Event, EventPublisher, PublishError, ReleasePromoted};
 use crate::ledger::{Ledger, LedgerError, PromotionRecord, SCHEMA, VerdictSummary};
-use crate::release::{MoveKind, MoveOutcome, PointerError, PointerMove, ReleasePointer};
+use crate::release::{
+    MoveKind, MoveOutcome, PointerError, PointerMove, PointerSpec, ReleasePointer,
+};
 use crate::store::ObjectStore;
 use crate::verdict::Outcome;
 
@@ -214,6 +216,64 @@ where
     ledger.record_promotion(&record).await?;
     tracing::info!(application, release, previous = ?previous, pointer = %pointer.describe(), %detail, "release promoted");
     Ok(Promotion::Promoted { previous, detail })
+}
+
+/// A boxed, sendable future (what [`OnPass`] returns).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Promotion as check-gates calls it right after recording a `pass` verdict
+/// (`release.promote: on_pass`). Object-safe, so the gatekeeper holds a `&dyn OnPass` and
+/// needs no pointer type parameter.
+pub trait OnPass: Send + Sync {
+    fn promote_passed<'a>(
+        &'a self,
+        pointer: &'a PointerSpec,
+        verdict: &'a PassedVerdict,
+        verdict_uri: &'a str,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Promotion, PromotionError>>;
+}
+
+/// [`OnPass`] over the bucket's ledger, an event publisher and a way to open the pointer a
+/// policy names (`|spec| Pointer::new(spec, &clients)` in production).
+pub struct PointerPromotion<'a, S, E, F> {
+    pub store: &'a S,
+    pub publisher: &'a E,
+    pub open: F,
+    /// Recorded as `promoted_by`, e.g. `evalgate check-gates (request <id>)`.
+    pub promoted_by: String,
+}
+
+impl<S, E, F, P> OnPass for PointerPromotion<'_, S, E, F>
+where
+    S: ObjectStore,
+    E: EventPublisher,
+    F: Fn(&PointerSpec) -> P + Send + Sync,
+    P: ReleasePointer,
+{
+    fn promote_passed<'a>(
+        &'a self,
+        pointer: &'a PointerSpec,
+        verdict: &'a PassedVerdict,
+        verdict_uri: &'a str,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Promotion, PromotionError>> {
+        Box::pin(async move {
+            let pointer = (self.open)(pointer);
+            promote(
+                &Ledger::new(self.store),
+                &pointer,
+                self.publisher,
+                verdict,
+                &Promoter {
+                    promoted_by: &self.promoted_by,
+                    verdict_uri,
+                    now,
+                },
+            )
+            .await
+        })
+    }
 }
 
 #[cfg(test)]

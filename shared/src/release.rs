@@ -183,6 +183,24 @@ pub trait ReleasePointer: Send + Sync {
     ) -> impl Future<Output = Result<MoveOutcome, PointerError>> + Send;
 }
 
+/// A borrowed pointer is a pointer (lets callers lend one they keep, e.g. in tests).
+impl<T: ReleasePointer> ReleasePointer for &T {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+
+    fn read(&self) -> impl Future<Output = Result<PointerState, PointerError>> + Send {
+        (**self).read()
+    }
+
+    fn set(
+        &self,
+        change: &PointerMove,
+    ) -> impl Future<Output = Result<MoveOutcome, PointerError>> + Send {
+        (**self).set(change)
+    }
+}
+
 /// SDK clients the pointer adapters use (built once in `main`).
 #[derive(Debug, Clone)]
 pub struct PointerClients {
