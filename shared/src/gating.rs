@@ -255,6 +255,41 @@ struct Decision {
     include_prompt_text: bool,
 }
 
+/// How a policy asks results to be aggregated: every evaluated and gated metric is reported
+/// (even if no result names it) with its direction and pass bar. check-gates and the CLI's
+/// `evalgate gate` both use this, so they aggregate identically.
+pub fn aggregate_config(
+    policy: &Policy,
+    include_prompt_text: bool,
+    collect_prompt_scores: bool,
+) -> AggregateConfig {
+    let gates = &policy.gates;
+    let mut setups: Vec<MetricSetup> = Vec::new();
+    for name in policy
+        .evaluation
+        .metric_names()
+        .iter()
+        .chain(gates.metrics.keys())
+    {
+        if !setups.iter().any(|s| &s.name == name) {
+            let r = gates.resolve(name);
+            setups.push(MetricSetup {
+                name: r.name,
+                direction: r.direction,
+                pass_bar: r.pass_bar,
+            });
+        }
+    }
+    AggregateConfig {
+        metrics: setups,
+        default_pass_bar: gates.pass_bar(),
+        critical_categories: gates.critical_categories(),
+        worst_prompts: gates.worst_prompts(),
+        keep_prompt_text: include_prompt_text,
+        collect_prompt_scores,
+    }
+}
+
 /// The gate's orchestration over the bucket, Bedrock and EventBridge.
 pub struct Gatekeeper<'a, S, J, P> {
     pub store: &'a S,
@@ -530,31 +565,7 @@ impl<'a, S: ObjectStore, J: EvaluationJobs, P: EventPublisher> Gatekeeper<'a, S,
                 include_prompt_text,
             };
 
-        // Every evaluated and gated metric is reported, even if no result names it.
-        let mut setups: Vec<MetricSetup> = Vec::new();
-        for name in policy
-            .evaluation
-            .metric_names()
-            .iter()
-            .chain(gates.metrics.keys())
-        {
-            if !setups.iter().any(|s| &s.name == name) {
-                let r = gates.resolve(name);
-                setups.push(MetricSetup {
-                    name: r.name,
-                    direction: r.direction,
-                    pass_bar: r.pass_bar,
-                });
-            }
-        }
-        let mut aggregator = Aggregator::new(AggregateConfig {
-            metrics: setups,
-            default_pass_bar: gates.pass_bar(),
-            critical_categories: gates.critical_categories(),
-            worst_prompts: gates.worst_prompts(),
-            keep_prompt_text: include_prompt_text,
-            collect_prompt_scores: true,
-        });
+        let mut aggregator = Aggregator::new(aggregate_config(policy, include_prompt_text, true));
 
         for (i, record) in counted.iter().enumerate() {
             let prefix = match job_output_prefix(record, self.store.bucket()) {

@@ -90,10 +90,10 @@ fn write_report(out: &mut String, v: &Verdict) -> std::fmt::Result {
         Some(b) => facts.push(format!(
             "baseline {} ({})",
             code(&b.release),
-            if b.selection == "pinned" {
-                "pinned by the policy"
-            } else {
-                "most recent passing release"
+            match b.selection.as_str() {
+                "pinned" => "pinned by the policy",
+                "latest_pass" => "most recent passing release",
+                _ => "given on the command line",
             }
         )),
         None => facts.push("no baseline".to_owned()),
@@ -242,15 +242,21 @@ fn write_report(out: &mut String, v: &Verdict) -> std::fmt::Result {
         }
         writeln!(out)?;
     }
-    writeln!(
-        out,
-        "---\nVerdict record: {}{}",
-        code(&v.verdict_uri),
-        v.scores_uri.as_ref().map_or_else(String::new, |s| format!(
-            " · per-prompt scores: {}",
-            code(s)
-        ))
-    )?;
+    // Offline re-gates (`evalgate gate`) have no stored record to point at.
+    if !v.verdict_uri.is_empty() {
+        writeln!(
+            out,
+            "---\nVerdict record: {}{}",
+            code(&v.verdict_uri),
+            v.scores_uri
+                .as_ref()
+                .filter(|s| !s.is_empty())
+                .map_or_else(String::new, |s| format!(
+                    " · per-prompt scores: {}",
+                    code(s)
+                ))
+        )?;
+    }
     Ok(())
 }
 
