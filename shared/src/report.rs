@@ -165,18 +165,25 @@ fn write_report(out: &mut String, v: &Verdict) -> std::fmt::Result {
     if !v.budgets.is_empty() || v.usage.is_some() {
         writeln!(out, "## Cost and latency\n")?;
         if let Some(u) = &v.usage {
-            for (what, unit, d) in [
-                ("Latency", " ms", &u.latency_ms),
-                ("Cost per query", "", &u.cost_per_query),
+            // Milliseconds to the millisecond; costs keep fmt_num's precision.
+            let ms = |x: f64| format!("{x:.0}");
+            for (what, unit, d, num) in [
+                (
+                    "Latency",
+                    " ms",
+                    &u.latency_ms,
+                    &ms as &dyn Fn(f64) -> String,
+                ),
+                ("Cost per query", "", &u.cost_per_query, &fmt_num),
             ] {
                 if let Some(d) = d {
                     writeln!(
                         out,
                         "- {what}: mean {}{unit}, p50 {}{unit}, p95 {}{unit}, max {}{unit} ({} of {} records)",
-                        fmt_num(d.mean),
-                        fmt_num(d.p50),
-                        fmt_num(d.p95),
-                        fmt_num(d.max),
+                        num(d.mean),
+                        num(d.p50),
+                        num(d.p95),
+                        num(d.max),
                         d.count,
                         u.records
                     )?;

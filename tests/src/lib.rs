@@ -10,6 +10,7 @@
 //! The test files under `tests/tests/` use these; so does the cold-start benchmark.
 
 pub mod bedrock;
+pub mod demo;
 pub mod names;
 pub mod runtime;
 pub mod stack;

@@ -530,9 +530,13 @@ fn completeness(t: &Text<'_>) -> Verdict {
     number(
         score,
         format!(
-            "The response covers {common} of the {} tokens of the reference response (recall {recall:.2}), so it {} addresses everything the expected answer contains.",
+            "The response covers {common} of the {} tokens of the reference response (recall {recall:.2}), so it {} everything the expected answer contains.",
             reference.len(),
-            degree(score)
+            if score > 0.0 {
+                format!("{} addresses", degree(score))
+            } else {
+                "does not address".to_owned()
+            }
         ),
     )
 }

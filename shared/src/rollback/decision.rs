@@ -90,8 +90,8 @@ impl fmt::Display for Ignored {
             } => write!(
                 f,
                 "the alarm has been in ALARM since {}, before {release} went live at {}: it is not about {release}",
-                since.to_rfc3339(),
-                went_live_at.to_rfc3339()
+                human_time(since),
+                human_time(went_live_at)
             ),
             Ignored::Cooldown {
                 last_rollback,
@@ -99,8 +99,8 @@ impl fmt::Display for Ignored {
             } => write!(
                 f,
                 "inside the cooldown after the rollback at {} (until {})",
-                last_rollback.to_rfc3339(),
-                until.to_rfc3339()
+                human_time(last_rollback),
+                human_time(until)
             ),
             Ignored::TooShort { required, reported } => write!(
                 f,
@@ -327,7 +327,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
     {
         return skip(format!(
             "the alarm entered ALARM at {}, more than max_alarm_age ({}) ago; it may have recovered since, so evalgate does not act on it. Check the alarm and roll back by hand if it is still in ALARM",
-            since.to_rfc3339(),
+            human_time(since),
             format_duration(rules.max_alarm_age)
         ));
     }
@@ -351,10 +351,10 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
     let reason = format!(
         "alarm {} entered ALARM at {}{evidence}, after {current} went live at {}; {} is the most recent earlier release that passed its gate (verdict {})",
         alarm.name,
-        since.to_rfc3339(),
-        live.to_rfc3339(),
+        human_time(since),
+        human_time(live),
         target.release(),
-        target.decided_at().to_rfc3339()
+        human_time(target.decided_at())
     );
     Decision::RollBack(Planned {
         from: current.to_owned(),
@@ -363,6 +363,12 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
         dry_run: rules.dry_run,
         reason,
     })
+}
+
+/// A timestamp for people: to the second, `Z` for UTC (the ledger keeps full precision).
+fn human_time(t: impl std::borrow::Borrow<DateTime<Utc>>) -> String {
+    t.borrow()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]
