@@ -293,6 +293,43 @@ where
         .map(str::to_owned)
 }
 
+/// A pointer service's error as a [`PointerError`]: `not_found` is the service's code for a
+/// missing parameter or alias, `actions` what access it needs, `hints` what to do about
+/// particular error codes.
+fn pointer_error<E>(
+    pointer: String,
+    operation: &'static str,
+    err: &aws_sdk_ssm::error::SdkError<E>,
+    not_found: &str,
+    actions: &'static str,
+    hints: &[(&str, &str)],
+) -> PointerError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let code = error_code(err);
+    let message = DisplayErrorContext(err).to_string();
+    match code.as_deref() {
+        Some(c) if c == not_found => PointerError::NotFound { pointer, message },
+        Some("AccessDeniedException") => PointerError::AccessDenied {
+            pointer,
+            message,
+            actions,
+        },
+        c => {
+            let hint = hints.iter().find(|(code, _)| Some(*code) == c);
+            PointerError::Service {
+                pointer,
+                operation,
+                message: match hint {
+                    Some((_, hint)) => format!("{message}. {hint}"),
+                    None => message,
+                },
+            }
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // SSM parameter
 
@@ -317,29 +354,17 @@ impl SsmParameterPointer {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let code = error_code(&err);
-        let message = DisplayErrorContext(&err).to_string();
-        let pointer = self.describe();
-        match code.as_deref() {
-            Some("ParameterNotFound") => PointerError::NotFound { pointer, message },
-            Some("AccessDeniedException") => PointerError::AccessDenied {
-                pointer,
-                message,
-                actions: SSM_ACTIONS,
-            },
-            Some("ParameterMaxVersionLimitExceeded") => PointerError::Service {
-                pointer,
-                operation,
-                message: format!(
-                    "{message}. The parameter keeps 100 versions and its oldest one carries a label: move or delete that label (aws ssm unlabel-parameter-version) and the next retry succeeds"
-                ),
-            },
-            _ => PointerError::Service {
-                pointer,
-                operation,
-                message,
-            },
-        }
+        pointer_error(
+            self.describe(),
+            operation,
+            &err,
+            "ParameterNotFound",
+            SSM_ACTIONS,
+            &[(
+                "ParameterMaxVersionLimitExceeded",
+                "The parameter keeps 100 versions and its oldest one carries a label: move or delete that label (aws ssm unlabel-parameter-version) and the next retry succeeds",
+            )],
+        )
     }
 }
 
@@ -526,22 +551,14 @@ impl LambdaAliasPointer {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let code = error_code(&err);
-        let message = DisplayErrorContext(&err).to_string();
-        let pointer = self.describe();
-        match code.as_deref() {
-            Some("ResourceNotFoundException") => PointerError::NotFound { pointer, message },
-            Some("AccessDeniedException") => PointerError::AccessDenied {
-                pointer,
-                message,
-                actions: LAMBDA_ACTIONS,
-            },
-            _ => PointerError::Service {
-                pointer,
-                operation,
-                message,
-            },
-        }
+        pointer_error(
+            self.describe(),
+            operation,
+            &err,
+            "ResourceNotFoundException",
+            LAMBDA_ACTIONS,
+            &[],
+        )
     }
 
     /// The release a published version stands for.
@@ -804,7 +821,61 @@ impl ReleasePointer for MemoryPointer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_ssm::config::http::HttpResponse;
+    use aws_sdk_ssm::error::{ErrorMetadata, SdkError};
+    use aws_sdk_ssm::operation::put_parameter::PutParameterError;
+    use aws_smithy_types::body::SdkBody;
     use chrono::TimeZone;
+
+    fn service_error(code: &str) -> SdkError<PutParameterError, HttpResponse> {
+        let meta = ErrorMetadata::builder()
+            .code(code)
+            .message("it said no")
+            .build();
+        let status = aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap();
+        SdkError::service_error(
+            PutParameterError::generic(meta),
+            HttpResponse::new(status, SdkBody::empty()),
+        )
+    }
+
+    #[test]
+    fn pointer_errors_say_what_is_missing_and_what_to_do() {
+        let hints = [("Limit", "Move the label.")];
+        let classify = |code| {
+            pointer_error(
+                "p".into(),
+                "PutParameter",
+                &service_error(code),
+                "Gone",
+                "ssm:PutParameter",
+                &hints,
+            )
+        };
+        assert!(matches!(classify("Gone"), PointerError::NotFound { .. }));
+        match classify("AccessDeniedException") {
+            PointerError::AccessDenied { actions, .. } => assert_eq!(actions, "ssm:PutParameter"),
+            other => panic!("{other:?}"),
+        }
+        match classify("Limit") {
+            PointerError::Service {
+                operation, message, ..
+            } => {
+                assert_eq!(operation, "PutParameter");
+                assert!(
+                    message.contains("it said no") && message.ends_with(". Move the label."),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match classify("Throttling") {
+            PointerError::Service { message, .. } => {
+                assert!(!message.contains("Move"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn ssm_labels_are_valid_and_unique_per_event() {

@@ -276,6 +276,20 @@ struct Upload {
 }
 
 impl Upload {
+    /// The outcome of a delivery that found every one of the `shards` already handled.
+    fn already_submitted(self, key: String, shards: u32) -> ObjectOutcome {
+        ObjectOutcome::Submitted {
+            key,
+            application: self.key.application,
+            release: self.key.release,
+            dataset_id: self.dataset_id,
+            shards,
+            submitted: vec![],
+            deferred: vec![],
+            already_handled: shards,
+        }
+    }
+
     fn source(&self) -> [&str; 3] {
         [&self.dataset.bucket, &self.dataset.key, &self.version_tag]
     }
@@ -410,16 +424,7 @@ impl<'a, S: ObjectStore, J: EvaluationJobs, P: EventPublisher> Submitter<'a, S, 
             );
             if let Some(handled) = self.already_handled(&upload, None).await? {
                 tracing::info!(key = %key, dataset_id = %upload.dataset_id, shards = handled, "already submitted; nothing to do");
-                return Ok(ObjectOutcome::Submitted {
-                    key,
-                    application: upload.key.application,
-                    release: upload.key.release,
-                    dataset_id: upload.dataset_id,
-                    shards: handled,
-                    submitted: vec![],
-                    deferred: vec![],
-                    already_handled: handled,
-                });
+                return Ok(upload.already_submitted(key, handled));
             }
         }
 
@@ -528,16 +533,7 @@ impl<'a, S: ObjectStore, J: EvaluationJobs, P: EventPublisher> Submitter<'a, S, 
                 .await;
         }
         if let Some(handled) = self.already_handled(&upload, Some(specs.len())).await? {
-            return Ok(ObjectOutcome::Submitted {
-                key,
-                application: upload.key.application,
-                release: upload.key.release,
-                dataset_id: upload.dataset_id,
-                shards: handled,
-                submitted: vec![],
-                deferred: vec![],
-                already_handled: handled,
-            });
+            return Ok(upload.already_submitted(key, handled));
         }
 
         // Pass 2: the shards and sidecars, from the same object version.
