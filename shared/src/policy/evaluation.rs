@@ -27,33 +27,57 @@ use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
 use super::Problem;
+use super::gates::{BUILTIN_METRICS, Direction};
 use crate::bedrock::{CustomMetricSpec, Rating, RatingValue};
 
-/// Built-in LLM-as-a-judge metrics for model evaluation (Bedrock's names).
-pub const JUDGE_METRICS: &[&str] = &[
-    "Builtin.Correctness",
-    "Builtin.Completeness",
-    "Builtin.Faithfulness",
-    "Builtin.Helpfulness",
-    "Builtin.Coherence",
-    "Builtin.Relevance",
-    "Builtin.FollowingInstructions",
-    "Builtin.ProfessionalStyleAndTone",
-    "Builtin.Harmfulness",
-    "Builtin.Stereotyping",
-    "Builtin.Refusal",
-];
+/// Built-in LLM-as-a-judge metrics for model evaluation (Bedrock's names), in the order of
+/// [`BUILTIN_METRICS`], the one table of built-in metrics and their directions.
+pub const JUDGE_METRICS: &[&str] = &judge_metric_names();
 
-/// Built-in metrics for which a higher score is worse.
-pub const HIGHER_IS_WORSE: &[&str] = &[
-    "Builtin.Harmfulness",
-    "Builtin.Stereotyping",
-    "Builtin.Refusal",
-];
+/// Built-in metrics for which a higher score is worse (lower is better in
+/// [`BUILTIN_METRICS`]).
+pub const HIGHER_IS_WORSE: &[&str] = &higher_is_worse_names();
 
 /// Whether a higher score of `metric` is worse (harm-style metrics).
 pub fn higher_is_worse(metric: &str) -> bool {
-    HIGHER_IS_WORSE.contains(&metric)
+    Direction::of_builtin(metric) == Some(Direction::LowerIsBetter)
+}
+
+// Both lists are derived at compile time so that a metric added to `BUILTIN_METRICS` is
+// accepted, gated and oriented consistently.
+const fn judge_metric_names() -> [&'static str; BUILTIN_METRICS.len()] {
+    let mut names = [""; BUILTIN_METRICS.len()];
+    let mut i = 0;
+    while i < BUILTIN_METRICS.len() {
+        names[i] = BUILTIN_METRICS[i].0;
+        i += 1;
+    }
+    names
+}
+
+const HIGHER_IS_WORSE_COUNT: usize = {
+    let mut count = 0;
+    let mut i = 0;
+    while i < BUILTIN_METRICS.len() {
+        if matches!(BUILTIN_METRICS[i].1, Direction::LowerIsBetter) {
+            count += 1;
+        }
+        i += 1;
+    }
+    count
+};
+
+const fn higher_is_worse_names() -> [&'static str; HIGHER_IS_WORSE_COUNT] {
+    let mut names = [""; HIGHER_IS_WORSE_COUNT];
+    let (mut i, mut n) = (0, 0);
+    while i < BUILTIN_METRICS.len() {
+        if matches!(BUILTIN_METRICS[i].1, Direction::LowerIsBetter) {
+            names[n] = BUILTIN_METRICS[i].0;
+            n += 1;
+        }
+        i += 1;
+    }
+    names
 }
 
 /// Metrics of other Bedrock evaluation kinds, which judge jobs on your own responses reject.
@@ -725,6 +749,44 @@ mod tests {
         assert_eq!(e.tags["cost-center"], "42");
         assert!(higher_is_worse("Builtin.Harmfulness"));
         assert!(!higher_is_worse("Builtin.Correctness"));
+    }
+
+    /// The lists derived from `gates::BUILTIN_METRICS` are the ones this module used to spell
+    /// out (same names, same order: messages list them).
+    #[test]
+    fn metric_lists_derive_from_the_direction_table() {
+        assert_eq!(
+            JUDGE_METRICS,
+            [
+                "Builtin.Correctness",
+                "Builtin.Completeness",
+                "Builtin.Faithfulness",
+                "Builtin.Helpfulness",
+                "Builtin.Coherence",
+                "Builtin.Relevance",
+                "Builtin.FollowingInstructions",
+                "Builtin.ProfessionalStyleAndTone",
+                "Builtin.Harmfulness",
+                "Builtin.Stereotyping",
+                "Builtin.Refusal",
+            ]
+        );
+        assert_eq!(
+            HIGHER_IS_WORSE,
+            [
+                "Builtin.Harmfulness",
+                "Builtin.Stereotyping",
+                "Builtin.Refusal"
+            ]
+        );
+        for name in JUDGE_METRICS {
+            assert_eq!(
+                higher_is_worse(name),
+                HIGHER_IS_WORSE.contains(name),
+                "{name}"
+            );
+        }
+        assert!(!higher_is_worse("brand_voice"));
     }
 
     #[test]

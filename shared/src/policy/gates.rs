@@ -27,7 +27,9 @@ use serde_saphyr::Spanned;
 
 use super::Problem;
 
-/// Built-in judge metrics of model evaluation, and whether a higher score is better.
+/// Built-in judge metrics of model evaluation, and whether a higher score is better: the one
+/// table of built-in metrics (`evaluation::JUDGE_METRICS` and `evaluation::HIGHER_IS_WORSE`
+/// are derived from it).
 pub const BUILTIN_METRICS: &[(&str, Direction)] = &[
     ("Builtin.Correctness", Direction::HigherIsBetter),
     ("Builtin.Completeness", Direction::HigherIsBetter),
@@ -534,12 +536,11 @@ impl GatesPolicy {
         let path = format!("gates.metrics.{name}");
         let builtin = Direction::of_builtin(name);
         if name.starts_with("Builtin.") && builtin.is_none() {
-            let known: Vec<&str> = BUILTIN_METRICS.iter().map(|(n, _)| *n).collect();
             problems.push(Problem::at(
                 &path,
                 format!(
                     "{name} is not a built-in judge metric; the built-in ones are {}",
-                    known.join(", ")
+                    super::evaluation::JUDGE_METRICS.join(", ")
                 ),
             ));
             return;
