@@ -789,14 +789,81 @@ mod tests {
         assert!(!higher_is_worse("brand_voice"));
     }
 
+    /// docs/policy.md's complete example (its first YAML block) is valid and sets every
+    /// section; the CLI's tests run `evalgate policy check` on the same block.
     #[test]
     fn the_docs_example_is_valid() {
         let doc = include_str!("../../../docs/policy.md");
         let start = doc.find("```yaml\n").expect("a yaml block") + 8;
         let end = start + doc[start..].find("```").expect("closed");
-        if let Err(e) = Policy::parse("docs/policy.md", &doc[start..end]) {
-            panic!("{e}");
+        let text = &doc[start..end];
+        let policy = match Policy::parse("docs/policy.md", text) {
+            Ok(policy) => policy,
+            Err(e) => panic!("{e}"),
+        };
+        for key in [
+            "version",
+            "evaluation",
+            "metrics_namespace",
+            "gates",
+            "release",
+            "rollback",
+            "alerts",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("{key}:"))),
+                "the example sets {key}"
+            );
         }
+        let e = &policy.evaluation;
+        assert!(!e.metrics.is_empty() && !e.custom_metrics.is_empty());
+        assert!(e.custom_metrics.iter().all(|m| !m.rating_scale.is_empty()));
+        assert!(e.kms_key_id.is_some() && !e.tags.is_empty());
+
+        let g = &policy.gates;
+        assert!(g.sets_any_gate(), "the example can pass");
+        let gated = g.resolved().iter().filter(|m| m.is_gated()).count();
+        assert_eq!(gated, g.metrics.len(), "every metric under gates is gated");
+        assert!(
+            g.metrics.keys().any(|m| higher_is_worse(m)),
+            "a lower-is-better metric"
+        );
+        assert!(
+            g.metrics
+                .values()
+                .any(|m| m.direction.is_some() && m.min_mean.is_some()),
+            "a custom metric with its direction"
+        );
+        assert!(g.min_scored.is_some() && g.max_unscored_fraction.is_some());
+        assert!(g.pass_bar.is_some() && g.regression.step.is_some());
+        assert!(g.regression.max_regressed_prompts.is_some());
+        assert!(!g.critical_categories.is_empty() && g.has_budgets());
+        assert!(g.budgets.prices.is_some() && g.worst_prompts.is_some());
+
+        let release = policy.release.as_ref().expect("a release section");
+        assert_eq!(release.promote, crate::policy::release::Promote::OnPass);
+        let rollback = policy.rollback.as_ref().expect("a rollback section");
+        let rules = rollback.rules();
+        assert!(rules.min_periods.is_some() && rules.min_duration.is_some());
+        assert!(rollback.cooldown.is_some() && rollback.max_alarm_age.is_some());
+        // The stack's default prefixes (docs/deploy.md): the example works as deployed.
+        assert!(
+            rules
+                .alarms
+                .iter()
+                .all(|a| a.starts_with("evalgate-rollback-")),
+            "{:?}",
+            rules.alarms
+        );
+        assert!(
+            release
+                .pointer_spec()
+                .describe()
+                .starts_with("ssm:/evalgate/"),
+            "{}",
+            release.pointer_spec().describe()
+        );
+        assert_ne!(policy.alerts, crate::policy::AlertsPolicy::default());
     }
 
     #[test]
