@@ -864,6 +864,13 @@ mod tests {
             release.pointer_spec().describe()
         );
         assert_ne!(policy.alerts, crate::policy::AlertsPolicy::default());
+        for kind in crate::policy::alerts::AlertKind::ALL {
+            assert!(
+                policy.alerts.severity.get(kind).is_some(),
+                "the example lists alerts.severity.{}",
+                kind.key()
+            );
+        }
     }
 
     #[test]
