@@ -409,6 +409,198 @@ fn policy_check_explains_or_points_at_the_line() {
     assert_eq!(doc["problems"][0]["line"], 4);
 }
 
+/// docs/policy.md's complete example (its first YAML block), exactly as users copy it.
+fn docs_example() -> String {
+    let doc = std::fs::read_to_string(repo().join("docs/policy.md")).unwrap();
+    let start = doc.find("```yaml\n").expect("a yaml block") + 8;
+    let end = start + doc[start..].find("```").expect("closed");
+    doc[start..end].to_owned()
+}
+
+#[test]
+fn policy_check_explains_every_section_of_the_docs_example() {
+    use evalgate::policy::Policy;
+    use evalgate::policy::alerts::AlertKind;
+    use evalgate::policy::rollback::format_duration;
+    use evalgate::release::PointerSpec;
+
+    let dir = scratch("docs-example");
+    let example = docs_example();
+    let path = dir.join("support-bot.yaml");
+    std::fs::write(&path, &example).unwrap();
+    // What the library makes of it is what the explanation must say.
+    let policy = Policy::parse("docs/policy.md", &example).unwrap();
+
+    let out = evalgate(&["policy", "check", path.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let text = stdout(&out);
+    for header in [
+        "evaluation (",
+        "metrics namespace: ",
+        "gates (",
+        "release:",
+        "rollback (",
+        "alerts (",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(header)),
+            "no {header:?} block in\n{text}"
+        );
+    }
+    assert!(text.contains(&format!(
+        "judge model: {}",
+        policy.evaluation.evaluator_model
+    )));
+
+    // gates: each gated metric with its direction and thresholds.
+    let gated: Vec<_> = policy
+        .gates
+        .resolved()
+        .into_iter()
+        .filter(|m| m.is_gated())
+        .collect();
+    assert!(gated.len() >= 3, "{gated:?}");
+    for m in &gated {
+        assert!(
+            text.contains(&format!("  {}: {}", m.name, m.direction.label())),
+            "{}: direction in\n{text}",
+            m.name
+        );
+        if let Some(threshold) = m.mean_threshold {
+            let line = format!("    mean {} {threshold}\n", m.direction.comparison());
+            assert!(text.contains(&line), "{line:?} in\n{text}");
+        }
+    }
+    assert!(text.contains("lower is better"), "{text}");
+    assert!(text.contains("reported, not gated: "), "{text}");
+    assert!(!text.contains("no gate is set"), "{text}");
+
+    // release: the pointer and the promotion mode.
+    let release = policy.release.as_ref().unwrap();
+    match release.pointer_spec() {
+        PointerSpec::SsmParameter { name } => {
+            assert!(
+                text.contains(&format!("pointer: SSM parameter {name} ")),
+                "{text}"
+            );
+        }
+        other => panic!("the example uses an SSM parameter, not {other:?}"),
+    }
+    assert!(text.contains("promotion: on pass"), "{text}");
+
+    // rollback: alarm patterns, noise tolerance, cooldown, staleness, dry run.
+    let rules = policy.rollback.as_ref().unwrap().rules();
+    let alarms = format!("alarms: {} (", rules.alarms.join(", "));
+    assert!(text.contains(&alarms), "{alarms:?} in\n{text}");
+    let periods = format!(
+        "at least {} breaching datapoint",
+        rules.min_periods.unwrap()
+    );
+    assert!(text.contains(&periods), "{periods:?} in\n{text}");
+    let duration = format!(
+        "at least {} of breach",
+        format_duration(rules.min_duration.unwrap())
+    );
+    assert!(text.contains(&duration), "{duration:?} in\n{text}");
+    let cooldown = format!("ignored for {}", format_duration(rules.cooldown));
+    assert!(text.contains(&cooldown), "{cooldown:?} in\n{text}");
+    let stale = format!("more than {} ago", format_duration(rules.max_alarm_age));
+    assert!(text.contains(&stale), "{stale:?} in\n{text}");
+    assert!(
+        text.contains(if rules.dry_run {
+            "dry run: decides and announces Rollback Skipped"
+        } else {
+            "action: points the pointer back"
+        }),
+        "{text}"
+    );
+
+    // alerts: every kind with its effective severity.
+    let alerts = &policy.alerts;
+    for kind in AlertKind::ALL {
+        let entry = format!("{} {}", kind.key(), alerts.severity.severity(kind));
+        assert!(text.contains(&entry), "{entry:?} in\n{text}");
+    }
+    assert!(
+        text.contains("gate_inconclusive high (default warning)"),
+        "{text}"
+    );
+
+    // --format json: the same explanation, and the effective settings.
+    let out = evalgate(&[
+        "policy",
+        "check",
+        path.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&out), 0);
+    let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["valid"], true);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(doc["explanation"], json!(lines));
+    let effective = &doc["effective"];
+    for m in &gated {
+        let metric = &effective["gates"]["metrics"][&m.name];
+        assert_eq!(metric["gated"], true, "{}", m.name);
+        assert_eq!(metric["direction"], json!(m.direction), "{}", m.name);
+        assert_eq!(metric["min_scored"], m.min_scored, "{}", m.name);
+    }
+    assert_eq!(effective["gates"]["sets_any_gate"], true);
+    assert_eq!(
+        effective["release"]["pointer"],
+        release.pointer_spec().describe()
+    );
+    assert_eq!(effective["release"]["promote"], "on_pass");
+    assert_eq!(effective["rollback"]["alarms"], json!(rules.alarms));
+    assert_eq!(
+        effective["rollback"]["cooldown_seconds"],
+        rules.cooldown.as_secs()
+    );
+    assert_eq!(effective["rollback"]["dry_run"], rules.dry_run);
+    assert_eq!(effective["alerts"]["severity"]["gate_inconclusive"], "high");
+}
+
+#[test]
+fn policy_check_says_what_a_minimal_policy_leaves_out() {
+    let dir = scratch("minimal-policy");
+    let path = dir.join("minimal.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nevaluation:\n  evaluator_model: amazon.nova-pro-v1:0\n  metrics: [Builtin.Correctness]\n",
+    )
+    .unwrap();
+    let out = evalgate(&["policy", "check", path.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let text = stdout(&out);
+    for expected in [
+        "reported, not gated: Builtin.Correctness",
+        "no gate is set: every release will be inconclusive",
+        "release: not set",
+        "rollback: not set",
+        "minimum severity: info: every alert is sent",
+        "gate_inconclusive warning,",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in\n{text}");
+    }
+    let out = evalgate(&[
+        "policy",
+        "check",
+        path.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let effective = &doc["effective"];
+    assert_eq!(effective["gates"]["sets_any_gate"], false);
+    assert_eq!(
+        effective["gates"]["metrics"]["Builtin.Correctness"]["min_scored"],
+        10
+    );
+    assert!(effective["release"].is_null() && effective["rollback"].is_null());
+    assert_eq!(effective["alerts"]["not_sent"], json!([]));
+}
+
 #[test]
 fn every_command_has_help() {
     for args in [

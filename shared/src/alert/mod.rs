@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::events::Event;
 use crate::policy::AlertsPolicy;
-use crate::policy::alerts::SeverityOverrides;
+use crate::policy::alerts::{AlertKind, SeverityOverrides};
 use crate::verdict::Outcome;
 
 pub mod dedup;
@@ -138,23 +138,22 @@ pub fn default_severity(source: &Source<'_>) -> Severity {
 
 /// The severity of an event under an application's overrides.
 pub fn severity(source: &Source<'_>, overrides: &SeverityOverrides) -> Severity {
-    let o = overrides;
     match source.body {
-        Body::Known(event) => match event {
+        Body::Known(event) => overrides.severity(match event {
             Event::GateVerdict(v) => match v.outcome {
-                Outcome::Pass => o.gate_pass.unwrap_or(Severity::Info),
-                Outcome::Fail => o.gate_fail.unwrap_or(Severity::High),
-                Outcome::Inconclusive => o.gate_inconclusive.unwrap_or(Severity::Warning),
-                Outcome::Error => o.gate_error.unwrap_or(Severity::High),
+                Outcome::Pass => AlertKind::GatePass,
+                Outcome::Fail => AlertKind::GateFail,
+                Outcome::Inconclusive => AlertKind::GateInconclusive,
+                Outcome::Error => AlertKind::GateError,
             },
-            Event::DatasetRejected(_) => o.dataset_rejected.unwrap_or(Severity::Warning),
-            Event::EvaluationSubmitted(_) => o.evaluation_submitted.unwrap_or(Severity::Info),
-            Event::EvaluationDeferred(_) => o.evaluation_deferred.unwrap_or(Severity::Info),
-            Event::ReleasePromoted(_) => o.release_promoted.unwrap_or(Severity::Info),
-            Event::RollbackExecuted(_) => o.rollback_executed.unwrap_or(Severity::Critical),
-            Event::RollbackSkipped(_) => o.rollback_skipped.unwrap_or(Severity::Critical),
-        },
-        Body::Unreadable { .. } => unreadable_severity(source.detail_type, o),
+            Event::DatasetRejected(_) => AlertKind::DatasetRejected,
+            Event::EvaluationSubmitted(_) => AlertKind::EvaluationSubmitted,
+            Event::EvaluationDeferred(_) => AlertKind::EvaluationDeferred,
+            Event::ReleasePromoted(_) => AlertKind::ReleasePromoted,
+            Event::RollbackExecuted(_) => AlertKind::RollbackExecuted,
+            Event::RollbackSkipped(_) => AlertKind::RollbackSkipped,
+        }),
+        Body::Unreadable { .. } => unreadable_severity(source.detail_type, overrides),
     }
 }
 
@@ -163,24 +162,27 @@ pub fn severity(source: &Source<'_>, overrides: &SeverityOverrides) -> Severity 
 /// `warning`: a malformed event is itself worth a look); unknown kinds get `other`
 /// (default `warning`).
 fn unreadable_severity(detail_type: &str, o: &SeverityOverrides) -> Severity {
-    let worst = match detail_type {
-        Event::GATE_VERDICT => [
-            o.gate_pass.unwrap_or(Severity::Info),
-            o.gate_fail.unwrap_or(Severity::High),
-            o.gate_inconclusive.unwrap_or(Severity::Warning),
-            o.gate_error.unwrap_or(Severity::High),
-        ]
-        .into_iter()
-        .max(),
-        Event::ROLLBACK_EXECUTED => Some(o.rollback_executed.unwrap_or(Severity::Critical)),
-        Event::ROLLBACK_SKIPPED => Some(o.rollback_skipped.unwrap_or(Severity::Critical)),
-        Event::DATASET_REJECTED => Some(o.dataset_rejected.unwrap_or(Severity::Warning)),
-        Event::EVALUATION_SUBMITTED => Some(o.evaluation_submitted.unwrap_or(Severity::Info)),
-        Event::EVALUATION_DEFERRED => Some(o.evaluation_deferred.unwrap_or(Severity::Info)),
-        Event::RELEASE_PROMOTED => Some(o.release_promoted.unwrap_or(Severity::Info)),
-        _ => return o.other.unwrap_or(Severity::Warning),
+    let kinds: &[AlertKind] = match detail_type {
+        Event::GATE_VERDICT => &[
+            AlertKind::GatePass,
+            AlertKind::GateFail,
+            AlertKind::GateInconclusive,
+            AlertKind::GateError,
+        ],
+        Event::ROLLBACK_EXECUTED => &[AlertKind::RollbackExecuted],
+        Event::ROLLBACK_SKIPPED => &[AlertKind::RollbackSkipped],
+        Event::DATASET_REJECTED => &[AlertKind::DatasetRejected],
+        Event::EVALUATION_SUBMITTED => &[AlertKind::EvaluationSubmitted],
+        Event::EVALUATION_DEFERRED => &[AlertKind::EvaluationDeferred],
+        Event::RELEASE_PROMOTED => &[AlertKind::ReleasePromoted],
+        _ => return o.severity(AlertKind::Other),
     };
-    worst.unwrap_or(Severity::Warning).max(Severity::Warning)
+    kinds
+        .iter()
+        .map(|k| o.severity(*k))
+        .max()
+        .unwrap_or(Severity::Warning)
+        .max(Severity::Warning)
 }
 
 /// One SNS message attribute.

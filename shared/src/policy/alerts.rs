@@ -13,7 +13,7 @@
 //! Every key is optional; unknown keys and unknown severities are errors with their line.
 //! send-alert honours the section only when the whole policy is valid: an invalid policy
 //! falls back to the defaults (so the rejection it causes is still alerted). The defaults
-//! are documented in `docs/alerts.md` and [`crate::alert::default_severity`].
+//! are [`AlertKind::default_severity`], documented in `docs/policy.md` (section `alerts`).
 
 use serde::Deserialize;
 
@@ -64,10 +64,123 @@ pub struct SeverityOverrides {
     pub other: Option<Severity>,
 }
 
+/// A kind of alert whose severity the policy can set: one per key of `alerts.severity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlertKind {
+    GatePass,
+    GateFail,
+    GateInconclusive,
+    GateError,
+    DatasetRejected,
+    EvaluationSubmitted,
+    EvaluationDeferred,
+    ReleasePromoted,
+    RollbackExecuted,
+    RollbackSkipped,
+    /// Any evalgate event kind this version does not know.
+    Other,
+}
+
+impl AlertKind {
+    /// Every kind, in the order of the `alerts.severity` keys in `docs/policy.md`.
+    pub const ALL: [AlertKind; 11] = [
+        AlertKind::GatePass,
+        AlertKind::GateFail,
+        AlertKind::GateInconclusive,
+        AlertKind::GateError,
+        AlertKind::DatasetRejected,
+        AlertKind::EvaluationSubmitted,
+        AlertKind::EvaluationDeferred,
+        AlertKind::ReleasePromoted,
+        AlertKind::RollbackExecuted,
+        AlertKind::RollbackSkipped,
+        AlertKind::Other,
+    ];
+
+    /// The key under `alerts.severity`.
+    pub fn key(self) -> &'static str {
+        match self {
+            AlertKind::GatePass => "gate_pass",
+            AlertKind::GateFail => "gate_fail",
+            AlertKind::GateInconclusive => "gate_inconclusive",
+            AlertKind::GateError => "gate_error",
+            AlertKind::DatasetRejected => "dataset_rejected",
+            AlertKind::EvaluationSubmitted => "evaluation_submitted",
+            AlertKind::EvaluationDeferred => "evaluation_deferred",
+            AlertKind::ReleasePromoted => "release_promoted",
+            AlertKind::RollbackExecuted => "rollback_executed",
+            AlertKind::RollbackSkipped => "rollback_skipped",
+            AlertKind::Other => "other",
+        }
+    }
+
+    /// The event (and outcome) the kind stands for, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            AlertKind::GatePass => "Gate Verdict, outcome pass",
+            AlertKind::GateFail => "Gate Verdict, outcome fail",
+            AlertKind::GateInconclusive => "Gate Verdict, outcome inconclusive",
+            AlertKind::GateError => "Gate Verdict, outcome error",
+            AlertKind::DatasetRejected => "Dataset Rejected",
+            AlertKind::EvaluationSubmitted => "Evaluation Submitted",
+            AlertKind::EvaluationDeferred => "Evaluation Deferred",
+            AlertKind::ReleasePromoted => "Release Promoted",
+            AlertKind::RollbackExecuted => "Rollback Executed",
+            AlertKind::RollbackSkipped => "Rollback Skipped",
+            AlertKind::Other => "any other evalgate event kind",
+        }
+    }
+
+    /// The severity when the policy does not set one (`docs/alerts.md`).
+    pub fn default_severity(self) -> Severity {
+        match self {
+            AlertKind::GatePass
+            | AlertKind::EvaluationSubmitted
+            | AlertKind::EvaluationDeferred
+            | AlertKind::ReleasePromoted => Severity::Info,
+            AlertKind::GateInconclusive | AlertKind::DatasetRejected | AlertKind::Other => {
+                Severity::Warning
+            }
+            AlertKind::GateFail | AlertKind::GateError => Severity::High,
+            AlertKind::RollbackExecuted | AlertKind::RollbackSkipped => Severity::Critical,
+        }
+    }
+}
+
+impl SeverityOverrides {
+    /// The override the policy sets for `kind`, if any.
+    pub fn get(&self, kind: AlertKind) -> Option<Severity> {
+        match kind {
+            AlertKind::GatePass => self.gate_pass,
+            AlertKind::GateFail => self.gate_fail,
+            AlertKind::GateInconclusive => self.gate_inconclusive,
+            AlertKind::GateError => self.gate_error,
+            AlertKind::DatasetRejected => self.dataset_rejected,
+            AlertKind::EvaluationSubmitted => self.evaluation_submitted,
+            AlertKind::EvaluationDeferred => self.evaluation_deferred,
+            AlertKind::ReleasePromoted => self.release_promoted,
+            AlertKind::RollbackExecuted => self.rollback_executed,
+            AlertKind::RollbackSkipped => self.rollback_skipped,
+            AlertKind::Other => self.other,
+        }
+    }
+
+    /// The severity alerts of `kind` get: the override, else the default.
+    pub fn severity(&self, kind: AlertKind) -> Severity {
+        self.get(kind).unwrap_or_else(|| kind.default_severity())
+    }
+}
+
 impl AlertsPolicy {
     /// Nothing here can be semantically wrong: every combination is a legitimate choice,
     /// and types and unknown keys are caught while parsing.
     pub fn validate(&self, _problems: &mut Vec<Problem>) {}
+
+    /// Whether alerts of `kind` are sent for this application (their severity is at least
+    /// `min_severity`).
+    pub fn sends(&self, kind: AlertKind) -> bool {
+        self.severity.severity(kind) >= self.min_severity
+    }
 }
 
 #[cfg(test)]
@@ -106,6 +219,48 @@ mod tests {
         assert_eq!(problem.line, Some(7), "{err}");
         assert!(problem.message.contains("urgent"), "{err}");
         assert!(problem.message.contains("critical"), "{err}");
+    }
+
+    #[test]
+    fn kinds_cover_every_key_with_the_documented_defaults() {
+        let text = format!(
+            "{BASE}alerts:\n  min_severity: high\n  severity:\n{}",
+            AlertKind::ALL
+                .iter()
+                .map(|k| format!("    {}: critical\n", k.key()))
+                .collect::<String>()
+        );
+        let alerts = Policy::parse("p.yaml", &text).unwrap().alerts;
+        for kind in AlertKind::ALL {
+            assert_eq!(
+                alerts.severity.get(kind),
+                Some(Severity::Critical),
+                "{kind:?}"
+            );
+            assert!(alerts.sends(kind), "{kind:?}");
+        }
+        let defaults = AlertsPolicy {
+            min_severity: Severity::High,
+            ..AlertsPolicy::default()
+        };
+        let sent: Vec<&str> = AlertKind::ALL
+            .iter()
+            .filter(|k| defaults.sends(**k))
+            .map(|k| k.key())
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                "gate_fail",
+                "gate_error",
+                "rollback_executed",
+                "rollback_skipped"
+            ]
+        );
+        assert_eq!(
+            AlertKind::GateInconclusive.default_severity(),
+            Severity::Warning
+        );
     }
 
     #[test]

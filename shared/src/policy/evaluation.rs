@@ -27,33 +27,57 @@ use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
 use super::Problem;
+use super::gates::{BUILTIN_METRICS, Direction};
 use crate::bedrock::{CustomMetricSpec, Rating, RatingValue};
 
-/// Built-in LLM-as-a-judge metrics for model evaluation (Bedrock's names).
-pub const JUDGE_METRICS: &[&str] = &[
-    "Builtin.Correctness",
-    "Builtin.Completeness",
-    "Builtin.Faithfulness",
-    "Builtin.Helpfulness",
-    "Builtin.Coherence",
-    "Builtin.Relevance",
-    "Builtin.FollowingInstructions",
-    "Builtin.ProfessionalStyleAndTone",
-    "Builtin.Harmfulness",
-    "Builtin.Stereotyping",
-    "Builtin.Refusal",
-];
+/// Built-in LLM-as-a-judge metrics for model evaluation (Bedrock's names), in the order of
+/// [`BUILTIN_METRICS`], the one table of built-in metrics and their directions.
+pub const JUDGE_METRICS: &[&str] = &judge_metric_names();
 
-/// Built-in metrics for which a higher score is worse.
-pub const HIGHER_IS_WORSE: &[&str] = &[
-    "Builtin.Harmfulness",
-    "Builtin.Stereotyping",
-    "Builtin.Refusal",
-];
+/// Built-in metrics for which a higher score is worse (lower is better in
+/// [`BUILTIN_METRICS`]).
+pub const HIGHER_IS_WORSE: &[&str] = &higher_is_worse_names();
 
 /// Whether a higher score of `metric` is worse (harm-style metrics).
 pub fn higher_is_worse(metric: &str) -> bool {
-    HIGHER_IS_WORSE.contains(&metric)
+    Direction::of_builtin(metric) == Some(Direction::LowerIsBetter)
+}
+
+// Both lists are derived at compile time so that a metric added to `BUILTIN_METRICS` is
+// accepted, gated and oriented consistently.
+const fn judge_metric_names() -> [&'static str; BUILTIN_METRICS.len()] {
+    let mut names = [""; BUILTIN_METRICS.len()];
+    let mut i = 0;
+    while i < BUILTIN_METRICS.len() {
+        names[i] = BUILTIN_METRICS[i].0;
+        i += 1;
+    }
+    names
+}
+
+const HIGHER_IS_WORSE_COUNT: usize = {
+    let mut count = 0;
+    let mut i = 0;
+    while i < BUILTIN_METRICS.len() {
+        if matches!(BUILTIN_METRICS[i].1, Direction::LowerIsBetter) {
+            count += 1;
+        }
+        i += 1;
+    }
+    count
+};
+
+const fn higher_is_worse_names() -> [&'static str; HIGHER_IS_WORSE_COUNT] {
+    let mut names = [""; HIGHER_IS_WORSE_COUNT];
+    let (mut i, mut n) = (0, 0);
+    while i < BUILTIN_METRICS.len() {
+        if matches!(BUILTIN_METRICS[i].1, Direction::LowerIsBetter) {
+            names[n] = BUILTIN_METRICS[i].0;
+            n += 1;
+        }
+        i += 1;
+    }
+    names
 }
 
 /// Metrics of other Bedrock evaluation kinds, which judge jobs on your own responses reject.
@@ -727,13 +751,125 @@ mod tests {
         assert!(!higher_is_worse("Builtin.Correctness"));
     }
 
+    /// The lists derived from `gates::BUILTIN_METRICS` are the ones this module used to spell
+    /// out (same names, same order: messages list them).
+    #[test]
+    fn metric_lists_derive_from_the_direction_table() {
+        assert_eq!(
+            JUDGE_METRICS,
+            [
+                "Builtin.Correctness",
+                "Builtin.Completeness",
+                "Builtin.Faithfulness",
+                "Builtin.Helpfulness",
+                "Builtin.Coherence",
+                "Builtin.Relevance",
+                "Builtin.FollowingInstructions",
+                "Builtin.ProfessionalStyleAndTone",
+                "Builtin.Harmfulness",
+                "Builtin.Stereotyping",
+                "Builtin.Refusal",
+            ]
+        );
+        assert_eq!(
+            HIGHER_IS_WORSE,
+            [
+                "Builtin.Harmfulness",
+                "Builtin.Stereotyping",
+                "Builtin.Refusal"
+            ]
+        );
+        for name in JUDGE_METRICS {
+            assert_eq!(
+                higher_is_worse(name),
+                HIGHER_IS_WORSE.contains(name),
+                "{name}"
+            );
+        }
+        assert!(!higher_is_worse("brand_voice"));
+    }
+
+    /// docs/policy.md's complete example (its first YAML block) is valid and sets every
+    /// section; the CLI's tests run `evalgate policy check` on the same block.
     #[test]
     fn the_docs_example_is_valid() {
         let doc = include_str!("../../../docs/policy.md");
         let start = doc.find("```yaml\n").expect("a yaml block") + 8;
         let end = start + doc[start..].find("```").expect("closed");
-        if let Err(e) = Policy::parse("docs/policy.md", &doc[start..end]) {
-            panic!("{e}");
+        let text = &doc[start..end];
+        let policy = match Policy::parse("docs/policy.md", text) {
+            Ok(policy) => policy,
+            Err(e) => panic!("{e}"),
+        };
+        for key in [
+            "version",
+            "evaluation",
+            "metrics_namespace",
+            "gates",
+            "release",
+            "rollback",
+            "alerts",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("{key}:"))),
+                "the example sets {key}"
+            );
+        }
+        let e = &policy.evaluation;
+        assert!(!e.metrics.is_empty() && !e.custom_metrics.is_empty());
+        assert!(e.custom_metrics.iter().all(|m| !m.rating_scale.is_empty()));
+        assert!(e.kms_key_id.is_some() && !e.tags.is_empty());
+
+        let g = &policy.gates;
+        assert!(g.sets_any_gate(), "the example can pass");
+        let gated = g.resolved().iter().filter(|m| m.is_gated()).count();
+        assert_eq!(gated, g.metrics.len(), "every metric under gates is gated");
+        assert!(
+            g.metrics.keys().any(|m| higher_is_worse(m)),
+            "a lower-is-better metric"
+        );
+        assert!(
+            g.metrics
+                .values()
+                .any(|m| m.direction.is_some() && m.min_mean.is_some()),
+            "a custom metric with its direction"
+        );
+        assert!(g.min_scored.is_some() && g.max_unscored_fraction.is_some());
+        assert!(g.pass_bar.is_some() && g.regression.step.is_some());
+        assert!(g.regression.max_regressed_prompts.is_some());
+        assert!(!g.critical_categories.is_empty() && g.has_budgets());
+        assert!(g.budgets.prices.is_some() && g.worst_prompts.is_some());
+
+        let release = policy.release.as_ref().expect("a release section");
+        assert_eq!(release.promote, crate::policy::release::Promote::OnPass);
+        let rollback = policy.rollback.as_ref().expect("a rollback section");
+        let rules = rollback.rules();
+        assert!(rules.min_periods.is_some() && rules.min_duration.is_some());
+        assert!(rollback.cooldown.is_some() && rollback.max_alarm_age.is_some());
+        // The stack's default prefixes (docs/deploy.md): the example works as deployed.
+        assert!(
+            rules
+                .alarms
+                .iter()
+                .all(|a| a.starts_with("evalgate-rollback-")),
+            "{:?}",
+            rules.alarms
+        );
+        assert!(
+            release
+                .pointer_spec()
+                .describe()
+                .starts_with("ssm:/evalgate/"),
+            "{}",
+            release.pointer_spec().describe()
+        );
+        assert_ne!(policy.alerts, crate::policy::AlertsPolicy::default());
+        for kind in crate::policy::alerts::AlertKind::ALL {
+            assert!(
+                policy.alerts.severity.get(kind).is_some(),
+                "the example lists alerts.severity.{}",
+                kind.key()
+            );
         }
     }
 

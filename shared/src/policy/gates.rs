@@ -27,7 +27,9 @@ use serde_saphyr::Spanned;
 
 use super::Problem;
 
-/// Built-in judge metrics of model evaluation, and whether a higher score is better.
+/// Built-in judge metrics of model evaluation, and whether a higher score is better: the one
+/// table of built-in metrics (`evaluation::JUDGE_METRICS` and `evaluation::HIGHER_IS_WORSE`
+/// are derived from it).
 pub const BUILTIN_METRICS: &[(&str, Direction)] = &[
     ("Builtin.Correctness", Direction::HigherIsBetter),
     ("Builtin.Completeness", Direction::HigherIsBetter),
@@ -411,6 +413,13 @@ impl GatesPolicy {
         self.metrics.keys().map(|m| self.resolve(m)).collect()
     }
 
+    /// Whether the section sets any gate at all: a gated metric or a cost or latency limit
+    /// (critical categories need a gated metric). Without one, check-gates can never find a
+    /// release good enough, and every verdict is `inconclusive`.
+    pub fn sets_any_gate(&self) -> bool {
+        self.resolved().iter().any(ResolvedMetric::is_gated) || self.has_budgets()
+    }
+
     /// Whether any cost or latency limit is set.
     pub fn has_budgets(&self) -> bool {
         let set = |b: &Option<Budget>| b.as_ref().is_some_and(|b| !b.limits().is_empty());
@@ -534,12 +543,11 @@ impl GatesPolicy {
         let path = format!("gates.metrics.{name}");
         let builtin = Direction::of_builtin(name);
         if name.starts_with("Builtin.") && builtin.is_none() {
-            let known: Vec<&str> = BUILTIN_METRICS.iter().map(|(n, _)| *n).collect();
             problems.push(Problem::at(
                 &path,
                 format!(
                     "{name} is not a built-in judge metric; the built-in ones are {}",
-                    known.join(", ")
+                    super::evaluation::JUDGE_METRICS.join(", ")
                 ),
             ));
             return;
@@ -717,6 +725,25 @@ mod tests {
         let other = g.resolve("Builtin.Coherence");
         assert!(!other.is_gated());
         assert_eq!(other.pass_bar, DEFAULT_PASS_BAR);
+    }
+
+    #[test]
+    fn any_gate_means_a_gated_metric_or_a_budget() {
+        let sets = |gates: &str| parse(gates).unwrap().gates.sets_any_gate();
+        assert!(!sets(""));
+        assert!(
+            !sets("gates:\n  metrics:\n    brand_voice: { direction: higher_is_better }\n"),
+            "declaring a direction is not a gate"
+        );
+        assert!(!sets(
+            "gates:\n  regression: { max_regressed_prompts: 1 }\n  budgets:\n    prices: { input_per_1k_tokens: 1, output_per_1k_tokens: 1 }\n"
+        ));
+        assert!(sets(
+            "gates:\n  metrics:\n    Builtin.Harmfulness: { max_mean: 0.1 }\n"
+        ));
+        assert!(sets(
+            "gates:\n  budgets:\n    latency_ms: { max_p95: 2000 }\n"
+        ));
     }
 
     #[test]

@@ -14,8 +14,8 @@
 //!   promote: on_pass                          # default `manual`: evalgate never moves the pointer on a pass
 //! ```
 //!
-//! `docs/policy-release-rollback.md` documents the section; `docs/rollback.md` how a release
-//! id maps to a Lambda version.
+//! `docs/policy.md` documents the section; `docs/rollback.md` how a release id maps to a
+//! Lambda version.
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;

@@ -12,8 +12,8 @@
 //!   dry_run: false           # decide and report, never move the pointer
 //! ```
 //!
-//! A `rollback` section needs a `release.pointer`. `docs/policy-release-rollback.md`
-//! documents every key; `docs/rollback.md` how decisions are made.
+//! A `rollback` section needs a `release.pointer`. `docs/policy.md` documents every key;
+//! `docs/rollback.md` how decisions are made.
 
 use std::fmt;
 use std::time::Duration;
