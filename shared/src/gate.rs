@@ -226,7 +226,6 @@ pub fn decide(
     let gates = &inputs.policy.gates;
     let confidence = &gates.confidence;
     let mut reasons = Reasons::default();
-    let mut any_gate = false;
     let mut overall = GateStatus::NotGated;
 
     let (baseline_info, baseline_note) = match inputs.baseline {
@@ -265,7 +264,6 @@ pub fn decide(
         };
         let verdict = metric_verdict(agg, &setup, confidence, inputs, &mut reasons);
         if setup.is_gated() {
-            any_gate = true;
             overall = overall.worst(verdict.status);
         }
         metrics.insert(name.clone(), verdict);
@@ -275,7 +273,6 @@ pub fn decide(
     let mut critical = Vec::new();
     for category in gates.critical_categories() {
         for setup in resolved.iter().filter(|m| m.is_gated()) {
-            any_gate = true;
             let check =
                 critical_check(&category, setup, inputs.aggregates.metrics.get(&setup.name));
             if let Some(reason) = &check.reason {
@@ -298,7 +295,6 @@ pub fn decide(
     ] {
         let Some(limits) = limits else { continue };
         for (gate, threshold) in limits.limits() {
-            any_gate = true;
             let check = budget_check(
                 budget,
                 what,
@@ -358,7 +354,7 @@ pub fn decide(
         ));
     }
 
-    let outcome = if !any_gate {
+    let outcome = if !gates.sets_any_gate() {
         reasons.add(
             GateStatus::Inconclusive,
             "the policy sets no gate (gates.metrics, gates.critical_categories or gates.budgets): nothing shows this release is good enough".to_owned(),
