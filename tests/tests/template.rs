@@ -612,7 +612,6 @@ const REVIEWED_ACTIONS: &[(&str, &[&str])] = &[
             "s3:PutObject",
             "sqs:SendMessage",
             "ssm:GetParameter",
-            "ssm:LabelParameterVersion",
             "ssm:PutParameter",
             "xray:PutTelemetryRecords",
             "xray:PutTraceSegments",
