@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value, json};
@@ -612,7 +613,6 @@ const REVIEWED_ACTIONS: &[(&str, &[&str])] = &[
             "s3:PutObject",
             "sqs:SendMessage",
             "ssm:GetParameter",
-            "ssm:LabelParameterVersion",
             "ssm:PutParameter",
             "xray:PutTelemetryRecords",
             "xray:PutTraceSegments",
@@ -891,29 +891,729 @@ fn roles_touch_only_the_reviewed_bucket_prefixes() {
         })
         .collect();
     assert_eq!(granted, expected);
-    // Every prefix is one evalgate's layout uses.
-    for (_, _, prefixes) in REVIEWED_PREFIXES {
+    // Every reviewed prefix holds a key the code builds (from evalgate's layout and ledger
+    // functions) and uses with that action: no prefix outlives the code that needed it.
+    let needs = code_needs();
+    for (role, action, prefixes) in REVIEWED_PREFIXES {
         for p in *prefixes {
+            let used = needs.iter().any(|n| {
+                n.role == *role
+                    && n.actions.contains(action)
+                    && n.resource
+                        .strip_prefix(&format!("{}/", object_arn("")))
+                        .is_some_and(|key| key.starts_with(p))
+            });
             assert!(
-                [
-                    evalgate::layout::DATASETS_PREFIX,
-                    evalgate::layout::POLICIES_PREFIX
-                ]
-                .contains(p)
-                    || [
-                        "shards/",
-                        "metadata/",
-                        "evaluations/",
-                        "rejections/",
-                        "verdicts/",
-                        "ledger/"
-                    ]
-                    .iter()
-                    .any(|top| p.starts_with(top)),
-                "{p} is not part of the bucket layout"
+                used,
+                "{role} {action} on {p}: no key the code uses is under it"
             );
         }
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// What the code calls, against what the template grants
+// ------------------------------------------------------------------------------------------
+//
+// `code_needs()` lists every AWS call the shipped code makes, per role, with the resource it
+// names in an example deployment; S3 keys come from evalgate's own layout and ledger
+// functions, so a moved prefix shows up here. Two checks run over it, with the template's
+// policies rendered for that deployment (parameters substituted, wildcards matched as IAM
+// does; statement conditions are asserted by the tests above, not here):
+//
+// * every call is granted (a deploy would otherwise fail at run time with AccessDenied);
+// * every grant is used by some call (least privilege: nothing left over from older code).
+//
+// When the code starts or stops calling something, change `code_needs()` with it; these
+// tests then say exactly which statement to add or remove.
+
+/// The example deployment: every optional grant switched on (a bucket key, a topic key, a job
+/// key, Lambda aliases as release pointers), every other parameter at its default.
+const EXAMPLE_PARAMETERS: &[(&str, &str)] = &[
+    ("AWS::Partition", "aws"),
+    ("AWS::Region", "us-east-1"),
+    ("AWS::AccountId", "123456789012"),
+    ("AWS::StackName", "evalgate"),
+    ("ReleaseFunctionPrefix", "support-bot"),
+    ("BucketKmsKeyArn", BUCKET_KEY),
+    ("AlertTopicKmsKeyArn", TOPIC_KEY),
+    ("EvaluationJobKmsKeyArns", JOB_KEY),
+];
+const BUCKET_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/1111aaaa-bucket";
+const TOPIC_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/2222bbbb-topic";
+const JOB_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/3333cccc-jobs";
+
+/// A parameter's (or pseudo parameter's) value in the example deployment.
+fn example_value(name: &str) -> Option<String> {
+    if let Some((_, v)) = EXAMPLE_PARAMETERS.iter().find(|(n, _)| *n == name) {
+        return Some((*v).to_owned());
+    }
+    let parameter = template()["Parameters"].get(name)?;
+    Some(match &parameter["Default"] {
+        Value::String(s) => s.clone(),
+        Value::Null => panic!("parameter {name} has no default: give it an example value"),
+        other => other.to_string(),
+    })
+}
+
+/// `${Name}` in a `!Sub` string, as in the example deployment; the stack's own resources
+/// become `<Name>` / `<Name.Attribute>`.
+fn substitute(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("a closed ${...}") + start;
+        let name = &rest[start + 2..end];
+        match example_value(name) {
+            Some(value) => out.push_str(&value),
+            None => {
+                let base = name.split('.').next().unwrap_or(name);
+                assert!(
+                    resources().contains_key(base),
+                    "${{{name}}} is neither a parameter nor a resource"
+                );
+                out.push_str(&format!("<{name}>"));
+            }
+        }
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A statement's Resource entry in the example deployment (a list parameter gives one entry
+/// per item).
+fn render(value: &Value) -> Vec<String> {
+    if let Some(s) = value.as_str() {
+        return vec![s.to_owned()];
+    }
+    if let Some(name) = value.get("Ref").and_then(Value::as_str) {
+        return match example_value(name) {
+            Some(v) if template()["Parameters"][name]["Type"] == "CommaDelimitedList" => v
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            Some(v) => vec![v],
+            None => {
+                assert!(resources().contains_key(name), "!Ref {name}: no such thing");
+                vec![format!("<{name}>")]
+            }
+        };
+    }
+    if let Some(args) = value.get("Fn::GetAtt").and_then(Value::as_array) {
+        let part = |i: usize| args.get(i).and_then(Value::as_str).unwrap_or_default();
+        return vec![format!("<{}.{}>", part(0), part(1))];
+    }
+    if let Some(text) = value.get("Fn::Sub").and_then(Value::as_str) {
+        return vec![substitute(text)];
+    }
+    panic!("cannot render the policy resource {value}")
+}
+
+/// IAM's wildcard match: `*` is any run of characters (`/` and `:` included), `?` any one.
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let mut backtrack: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == '*' {
+            backtrack = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if let Some((star, start)) = backtrack {
+            pi = star + 1;
+            ti = start + 1;
+            backtrack = Some((star, start + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Action names are case-insensitive in IAM.
+fn action_matches(pattern: &str, action: &str) -> bool {
+    wildcard_match(&pattern.to_ascii_lowercase(), &action.to_ascii_lowercase())
+}
+
+#[test]
+fn wildcards_match_like_iam() {
+    assert!(wildcard_match(
+        "arn:aws:s3:::b/ledger/jobs/*",
+        "arn:aws:s3:::b/ledger/jobs/a/v1/j.json"
+    ));
+    assert!(!wildcard_match(
+        "arn:aws:s3:::b/ledger/jobs/*",
+        "arn:aws:s3:::b/ledger/open/a/v1.json"
+    ));
+    assert!(!wildcard_match(
+        "arn:aws:s3:::b/ledger/jobs/*",
+        "arn:aws:s3:::b"
+    ));
+    assert!(wildcard_match(
+        "arn:aws:bedrock:*::foundation-model/m",
+        "arn:aws:bedrock:us-east-1::foundation-model/m"
+    ));
+    assert!(wildcard_match(
+        "arn:aws:lambda:r:1:function:bot*",
+        "arn:aws:lambda:r:1:function:bot-api:7"
+    ));
+    assert!(wildcard_match("a?c", "abc") && !wildcard_match("a?c", "ac"));
+    assert!(
+        wildcard_match("*", "*")
+            && wildcard_match("*a*b", "xxaxxb")
+            && !wildcard_match("*a*b", "xxbxa")
+    );
+    assert!(action_matches(
+        "kms:GenerateDataKey*",
+        "kms:GenerateDataKey"
+    ));
+    assert!(action_matches("S3:getobject", "s3:GetObject"));
+    assert!(!action_matches("s3:GetObject", "s3:GetObjectVersion"));
+    let arn = json!({"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${ReleaseParameterPath}*"});
+    assert_eq!(
+        render(&arn),
+        ["arn:aws:ssm:us-east-1:123456789012:parameter/evalgate/*"]
+    );
+    assert_eq!(
+        render(&json!({"Fn::GetAtt": ["EventBus", "Arn"]})),
+        ["<EventBus.Arn>"]
+    );
+    assert_eq!(render(&json!({"Ref": "AlertTopic"})), ["<AlertTopic>"]);
+    assert_eq!(
+        render(&json!({"Ref": "EvaluationJobKmsKeyArns"})),
+        [JOB_KEY]
+    );
+}
+
+/// One call (or several with the same resource) a role makes, and where in the code.
+struct Need {
+    role: &'static str,
+    actions: &'static [&'static str],
+    resource: String,
+    why: &'static str,
+}
+
+const FUNCTION_ROLES: [&str; 4] = [
+    "SubmitEvaluationRole",
+    "CheckGatesRole",
+    "EvaluateRollbackRole",
+    "SendAlertRole",
+];
+
+/// The evaluation bucket's ARN (`key` empty) or an object's, in the example deployment.
+fn object_arn(key: &str) -> String {
+    let bucket = substitute(&format!("arn:${{AWS::Partition}}:s3:::{BUCKET_NAME}"));
+    if key.is_empty() {
+        bucket
+    } else {
+        format!("{bucket}/{key}")
+    }
+}
+
+/// Every AWS call the shipped code makes, per role (the audit, as data). S3 keys are built by
+/// the same functions the code builds them with.
+fn code_needs() -> Vec<Need> {
+    use evalgate::alert::dedup::{claim_key, fact_key};
+    use evalgate::layout::{self, DatasetKey};
+    use evalgate::ledger;
+
+    let (app, rel) = ("support-bot", "v42");
+    let upload = format!("{}{app}/{rel}/smoke.jsonl", layout::DATASETS_PREFIX);
+    let dataset = DatasetKey::parse(&upload).expect("a dataset key");
+    let bucket = object_arn("");
+    let dataset_id = layout::dataset_id("smoke", "3858f62230ac3c915f300c664312c63f");
+    let job = layout::job_name(app, rel, &["evalgate-bucket", &upload, "etag"], 0);
+    let result = format!(
+        "{}{job}/abcdefghijkl/models/{app}-{rel}/taskTypes/General/datasets/smoke/5f1d_output.jsonl",
+        layout::output_prefix(app, rel, &dataset_id)
+    );
+    let outbox = format!("{}submitted-x.json", evalgate::submission::OUTBOX_PREFIX);
+    let o = |key: String| object_arn(&key);
+    let job_arn = "arn:aws:bedrock:us-east-1:123456789012:evaluation-job/abcdefghijkl".to_owned();
+    let judge = "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-pro-v1:0".to_owned();
+    let parameter = "arn:aws:ssm:us-east-1:123456789012:parameter/evalgate/support-bot/release";
+    let function = "arn:aws:lambda:us-east-1:123456789012:function:support-bot-api";
+
+    let mut needs = Vec::new();
+    let mut need = |role: &'static str,
+                    actions: &'static [&'static str],
+                    resource: String,
+                    why: &'static str| {
+        needs.push(Need {
+            role,
+            actions,
+            resource,
+            why,
+        })
+    };
+
+    for role in FUNCTION_ROLES {
+        let own = |kind: &str| format!("<{}.Arn>", role.replace("Role", kind));
+        need(
+            role,
+            &["logs:CreateLogStream", "logs:PutLogEvents"],
+            own("LogGroup"),
+            "Lambda writes the function's JSON logs to its own log group",
+        );
+        need(
+            role,
+            &["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+            "*".into(),
+            "Tracing: Active",
+        );
+        need(
+            role,
+            &["sqs:SendMessage"],
+            own("DeadLetterQueue"),
+            "Lambda sends a failed asynchronous event to the on-failure destination",
+        );
+        need(
+            role,
+            &["kms:Decrypt", "kms:GenerateDataKey"],
+            BUCKET_KEY.into(),
+            "GetObject and PutObject on an SSE-KMS bucket (through S3)",
+        );
+        need(
+            role,
+            &["s3:ListBucket"],
+            bucket.clone(),
+            "store::list (ListObjectsV2); and a read of a missing record answers 404, not 403",
+        );
+    }
+
+    // submit-evaluation: evalgate::submission, bedrock::BedrockEvaluationJobs.
+    let r = "SubmitEvaluationRole";
+    need(
+        r,
+        &["s3:GetObject"],
+        o(upload.clone()),
+        "resolve_key (HeadObject), open_pinned: validate, then shard the upload",
+    );
+    need(
+        r,
+        &["s3:GetObjectVersion"],
+        o(upload.clone()),
+        "open_pinned: GetObject with the notification's versionId",
+    );
+    need(
+        r,
+        &["s3:GetObject"],
+        o(layout::policy_key(app)),
+        "load_policy",
+    );
+    need(
+        r,
+        &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+        o(ledger::job_key(app, rel, &job)),
+        "Ledger::job/jobs, record_job (conditional), remove_job (abort_upload)",
+    );
+    need(
+        r,
+        &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+        o(ledger::deferred_key(app, rel, &job)),
+        "deferred_record, Ledger::deferred, defer (conditional), remove_deferred",
+    );
+    need(
+        r,
+        &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+        o(outbox),
+        "publish_or_park parks an event, flush_outbox publishes and deletes it",
+    );
+    need(
+        r,
+        &["s3:PutObject"],
+        o(layout::shard_key(app, rel, &dataset_id, 0)),
+        "write_shards",
+    );
+    need(
+        r,
+        &["s3:PutObject"],
+        o(layout::metadata_key(app, rel, &dataset_id, 0)),
+        "write_shards: the metadata sidecar",
+    );
+    need(
+        r,
+        &["s3:PutObject"],
+        o(layout::rejection_key(Some(&dataset), &upload)),
+        "reject: the rejection report",
+    );
+    need(
+        r,
+        &["s3:PutObject"],
+        o(layout::rejection_key(None, "notes.txt")),
+        "reject_key: a key outside the convention",
+    );
+    need(
+        r,
+        &["s3:PutObject"],
+        o(ledger::rejection_record_key(Some((app, rel)), "u1")),
+        "Ledger::record_rejection (conditional)",
+    );
+    need(
+        r,
+        &["s3:PutObject"],
+        o(ledger::rejection_record_key(None, "u1")),
+        "Ledger::record_rejection of a key outside the convention",
+    );
+    need(
+        r,
+        &["s3:PutObject"],
+        o(ledger::open_key(app, rel)),
+        "Ledger::open_release (conditional)",
+    );
+    need(
+        r,
+        &[
+            "bedrock:CreateEvaluationJob",
+            "bedrock:TagResource",
+            "bedrock:StopEvaluationJob",
+        ],
+        job_arn.clone(),
+        "create_job (with jobTags), stop_job (abort_upload)",
+    );
+    need(
+        r,
+        &["bedrock:CreateEvaluationJob"],
+        judge.clone(),
+        "create_job is also authorised against the judge model it names",
+    );
+    need(
+        r,
+        &["iam:PassRole"],
+        "<BedrockEvaluationRole.Arn>".into(),
+        "create_job passes the service role (roleArn)",
+    );
+    need(
+        r,
+        &["events:PutEvents"],
+        "<EventBus.Arn>".into(),
+        "Evaluation Submitted / Deferred, Dataset Rejected",
+    );
+    need(
+        r,
+        &["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+        JOB_KEY.into(),
+        "create_job with the policy's evaluation.kms_key_id",
+    );
+
+    // check-gates: evalgate::gating, promotion, release.
+    let r = "CheckGatesRole";
+    need(
+        r,
+        &["s3:GetObject", "s3:DeleteObject"],
+        o(ledger::open_key(app, rel)),
+        "Ledger::open_releases, close_release",
+    );
+    need(
+        r,
+        &["s3:GetObject", "s3:PutObject"],
+        o(layout::verdict_key(app, rel)),
+        "gate_release (HeadObject), already_decided, baseline, Ledger::verdicts; record (conditional)",
+    );
+    need(
+        r,
+        &["s3:GetObject", "s3:PutObject"],
+        o(layout::scores_key(app, rel)),
+        "baseline reads a release's scores.jsonl; record writes it (conditional)",
+    );
+    need(
+        r,
+        &["s3:PutObject"],
+        o(layout::report_key(app, rel)),
+        "write_report (conditional)",
+    );
+    need(
+        r,
+        &["s3:GetObject"],
+        o(ledger::deferred_key(app, rel, &job)),
+        "Ledger::deferred: shards still waiting",
+    );
+    need(
+        r,
+        &["s3:GetObject"],
+        o(ledger::job_key(app, rel, &job)),
+        "Ledger::jobs",
+    );
+    need(
+        r,
+        &["s3:GetObject"],
+        o(result.clone()),
+        "decide streams each job's *_output.jsonl",
+    );
+    need(
+        r,
+        &["s3:GetObject"],
+        o(layout::metadata_key(app, rel, &dataset_id, 0)),
+        "read_usage: cost and latency from the sidecars",
+    );
+    need(
+        r,
+        &["s3:GetObject"],
+        o(layout::policy_key(app)),
+        "read_policy",
+    );
+    need(
+        r,
+        &["s3:GetObject", "s3:PutObject"],
+        o(ledger::promotion_key(app, rel)),
+        "promotion::promote: Ledger::promotion, record_promotion (conditional)",
+    );
+    need(
+        r,
+        &["bedrock:GetEvaluationJob"],
+        job_arn.clone(),
+        "gate_release: each counted job's status",
+    );
+    need(
+        r,
+        &["events:PutEvents"],
+        "<EventBus.Arn>".into(),
+        "Gate Verdict, Release Promoted",
+    );
+    need(
+        r,
+        &["ssm:GetParameter", "ssm:PutParameter"],
+        parameter.into(),
+        "SsmParameterPointer read/set; a promotion sets no label",
+    );
+    need(
+        r,
+        &[
+            "lambda:GetAlias",
+            "lambda:UpdateAlias",
+            "lambda:ListVersionsByFunction",
+        ],
+        function.into(),
+        "LambdaAliasPointer read, set (version_of_release), UpdateAlias with RevisionId",
+    );
+    need(
+        r,
+        &["lambda:GetFunctionConfiguration"],
+        format!("{function}:7"),
+        "LambdaAliasPointer::release_of_version (Qualifier)",
+    );
+
+    // evaluate-rollback: evalgate::rollback, release.
+    let r = "EvaluateRollbackRole";
+    need(
+        r,
+        &["s3:GetObject"],
+        o(layout::policy_key(app)),
+        "PolicyIndex::route reads the policies that changed",
+    );
+    need(
+        r,
+        &["s3:GetObject"],
+        o(layout::verdict_key(app, rel)),
+        "Ledger::verdicts",
+    );
+    need(
+        r,
+        &["s3:GetObject"],
+        o(ledger::promotion_key(app, rel)),
+        "Ledger::promotions",
+    );
+    need(
+        r,
+        &["s3:GetObject", "s3:PutObject"],
+        o(ledger::rollback_key(app, "6a7e8feb-b491")),
+        "Ledger::rollback(s), record_rollback (conditional), update_rollback",
+    );
+    need(
+        r,
+        &["events:PutEvents"],
+        "<EventBus.Arn>".into(),
+        "Rollback Executed / Skipped",
+    );
+    need(
+        r,
+        &[
+            "ssm:GetParameter",
+            "ssm:PutParameter",
+            "ssm:LabelParameterVersion",
+        ],
+        parameter.into(),
+        "SsmParameterPointer read/set; a rollback labels its version",
+    );
+    need(
+        r,
+        &[
+            "lambda:GetAlias",
+            "lambda:UpdateAlias",
+            "lambda:ListVersionsByFunction",
+        ],
+        function.into(),
+        "LambdaAliasPointer read, set",
+    );
+    need(
+        r,
+        &["lambda:GetFunctionConfiguration"],
+        format!("{function}:7"),
+        "LambdaAliasPointer::release_of_version (Qualifier)",
+    );
+
+    // send-alert: evalgate::alert::{deliver, dedup}, notify.
+    let r = "SendAlertRole";
+    need(
+        r,
+        &["s3:GetObject"],
+        o(layout::policy_key(app)),
+        "deliver: the application's alert settings",
+    );
+    need(
+        r,
+        &["s3:GetObject", "s3:PutObject"],
+        o(ledger::alert_key("e-1")),
+        "Dedup::sent, record_sent (conditional)",
+    );
+    need(
+        r,
+        &["s3:GetObject", "s3:PutObject"],
+        o(claim_key("e-1", 1)),
+        "Dedup::claim (conditional), release",
+    );
+    need(
+        r,
+        &["s3:GetObject", "s3:PutObject"],
+        o(fact_key("0123abcd")),
+        "Dedup::fact_sent, record_fact",
+    );
+    need(
+        r,
+        &["sns:Publish"],
+        "<AlertTopic>".into(),
+        "SnsNotifier::publish",
+    );
+    need(
+        r,
+        &["kms:Decrypt", "kms:GenerateDataKey"],
+        TOPIC_KEY.into(),
+        "Publish to a topic encrypted with a customer key (through SNS)",
+    );
+
+    // The service role Bedrock assumes for the jobs (reference/bedrock-evaluation.md, IAM).
+    let r = "BedrockEvaluationRole";
+    need(
+        r,
+        &["s3:GetObject"],
+        o(layout::shard_key(app, rel, &dataset_id, 0)),
+        "the job's dataset (inputDataConfig)",
+    );
+    need(
+        r,
+        &["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+        o(result),
+        "results and Bedrock's permission check under the output prefix",
+    );
+    need(
+        r,
+        &[
+            "s3:ListBucket",
+            "s3:GetBucketLocation",
+            "s3:ListBucketMultipartUploads",
+        ],
+        bucket,
+        "bucket-level calls AWS documents for evaluation jobs",
+    );
+    need(
+        r,
+        &[
+            "bedrock:InvokeModel",
+            "bedrock:CreateModelInvocationJob",
+            "bedrock:StopModelInvocationJob",
+        ],
+        judge,
+        "the judge model (AWS documents all three for judge jobs)",
+    );
+    need(
+        r,
+        &["kms:Decrypt", "kms:GenerateDataKey"],
+        BUCKET_KEY.into(),
+        "shards and results on an SSE-KMS bucket",
+    );
+    need(
+        r,
+        &["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+        JOB_KEY.into(),
+        "the job's temporary data, encrypted with the policy's key",
+    );
+    needs
+}
+
+/// The Allow statements of `role`'s permission policies (not its trust policy).
+fn permission_statements(role: &str) -> Vec<Statement<'static>> {
+    role_statements(role)
+        .into_iter()
+        .filter(|s| s.is_allow() && s.statement.get("Principal").is_none())
+        .collect()
+}
+
+#[test]
+fn every_call_the_code_makes_is_granted() {
+    let mut missing = Vec::new();
+    for need in code_needs() {
+        for action in need.actions {
+            let granted = permission_statements(need.role).iter().any(|s| {
+                s.actions().iter().any(|a| action_matches(a, action))
+                    && s.resources()
+                        .into_iter()
+                        .flat_map(render)
+                        .any(|pattern| wildcard_match(&pattern, &need.resource))
+            });
+            if !granted {
+                missing.push(format!(
+                    "{} needs {action} on {} ({})",
+                    need.role, need.resource, need.why
+                ));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "the deployed functions would fail with AccessDenied:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn every_grant_is_used_by_the_code() {
+    let needs = code_needs();
+    let roles: BTreeSet<&str> = resources_of_type("AWS::IAM::Role")
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let covered: BTreeSet<&str> = needs.iter().map(|n| n.role).collect();
+    assert_eq!(
+        roles, covered,
+        "every role's calls are listed in code_needs()"
+    );
+    let mut unused = Vec::new();
+    for role in roles {
+        for s in permission_statements(role) {
+            for action in s.actions() {
+                for pattern in s.resources().into_iter().flat_map(render) {
+                    let used = needs.iter().any(|n| {
+                        n.role == role
+                            && n.actions.iter().any(|a| action_matches(&action, a))
+                            && wildcard_match(&pattern, &n.resource)
+                    });
+                    if !used {
+                        unused.push(format!("{}: {action} on {pattern}", s.describe()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        unused.is_empty(),
+        "granted, but no code calls it (remove it, or list the call in code_needs()):\n{}",
+        unused.join("\n")
+    );
 }
 
 #[test]
@@ -1290,31 +1990,154 @@ fn every_function_runs_on_arm64_al2023_with_json_logs_tracing_limits_and_a_dead_
     }
 }
 
-#[test]
-fn every_function_gets_the_configuration_it_reads() {
-    use evalgate::config::{BEDROCK_ROLE_ARN, EVENT_BUS, TOPIC_ARN};
-    let expected: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
-        (
-            "SubmitEvaluationFunction",
-            vec![EVENT_BUS, BEDROCK_ROLE_ARN],
-        ),
-        ("CheckGatesFunction", vec![EVENT_BUS]),
-        ("EvaluateRollbackFunction", vec![EVENT_BUS]),
-        ("SendAlertFunction", vec![TOPIC_ARN]),
-    ]);
-    for (name, f) in functions() {
-        let vars: BTreeSet<&str> = f["Properties"]["Environment"]["Variables"]
-            .as_object()
-            .map(|m| m.keys().map(String::as_str).collect())
-            .unwrap_or_default();
-        let want: BTreeSet<&str> = expected[name].iter().copied().collect();
-        assert_eq!(vars, want, "{name}");
+/// The `EVALGATE_*` variables `shared/src/config.rs` defines: (constant, variable).
+fn config_variables() -> Vec<(String, String)> {
+    let path = evalgate_tests::repo_root().join("shared/src/config.rs");
+    let text = std::fs::read_to_string(&path).expect("read shared/src/config.rs");
+    let vars: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|line| {
+            let rest = line.trim().strip_prefix("pub const ")?;
+            let (name, value) = rest.split_once(": &str = \"")?;
+            let value = value.strip_suffix("\";")?;
+            value
+                .starts_with("EVALGATE_")
+                .then(|| (name.to_owned(), value.to_owned()))
+        })
+        .collect();
+    // The parse sees what the crate exports.
+    for (name, value) in [
+        ("BUCKET", evalgate::config::BUCKET),
+        ("EVENT_BUS", evalgate::config::EVENT_BUS),
+        ("BEDROCK_ROLE_ARN", evalgate::config::BEDROCK_ROLE_ARN),
+        ("TOPIC_ARN", evalgate::config::TOPIC_ARN),
+    ] {
+        assert!(
+            vars.contains(&(name.to_owned(), value.to_owned())),
+            "{name} = {value:?} not found in {}",
+            path.display()
+        );
     }
-    let f = resource("SubmitEvaluationFunction");
+    vars
+}
+
+/// The non-test source of a function package (`functions/<binary>/src/**.rs`, each file cut at
+/// its `#[cfg(test)]`).
+fn function_source(binary: &str) -> String {
+    fn walk(dir: &std::path::Path, out: &mut String) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push_str(text.split("#[cfg(test)]").next().unwrap_or_default());
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(
+        &evalgate_tests::repo_root()
+            .join("functions")
+            .join(binary)
+            .join("src"),
+        &mut out,
+    );
+    out
+}
+
+/// Whether `ident` occurs in `text` as a whole identifier.
+fn mentions(text: &str, ident: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(ident).any(|(i, _)| {
+        !text[..i].chars().next_back().is_some_and(word)
+            && !text[i + ident.len()..].chars().next().is_some_and(word)
+    })
+}
+
+#[test]
+fn every_function_gets_exactly_the_configuration_its_code_reads() {
+    use evalgate::config::{BEDROCK_ROLE_ARN, EVENT_BUS, TOPIC_ARN};
+    let vars = config_variables();
+    let globals: BTreeSet<String> = template()["Globals"]["Function"]["Environment"]["Variables"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    for (name, f) in functions() {
+        let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        let source = function_source(binary);
+        let read: BTreeSet<String> = vars
+            .iter()
+            .filter(|(constant, _)| mentions(&source, constant))
+            .map(|(_, var)| var.clone())
+            .collect();
+        let own: BTreeSet<String> = f["Properties"]["Environment"]["Variables"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let set: BTreeSet<String> = globals.union(&own).cloned().collect();
+        assert_eq!(
+            set, read,
+            "{name} ({binary}): template environment vs what its code reads"
+        );
+    }
+    // The values: the bus send-alert listens on (the default bus would lose every event), the
+    // role the template creates for Bedrock, the topic it creates.
+    let env =
+        |f: &str, var: &str| resource(f)["Properties"]["Environment"]["Variables"][var].clone();
+    for f in [
+        "SubmitEvaluationFunction",
+        "CheckGatesFunction",
+        "EvaluateRollbackFunction",
+    ] {
+        assert_eq!(env(f, EVENT_BUS), json!({"Ref": "EventBus"}), "{f}");
+    }
     assert_eq!(
-        f["Properties"]["Environment"]["Variables"][BEDROCK_ROLE_ARN],
+        resource("SendAlertFunction")["Properties"]["Events"]["EvalgateEvents"]["Properties"]["EventBusName"],
+        json!({"Ref": "EventBus"})
+    );
+    assert_eq!(
+        env("SubmitEvaluationFunction", BEDROCK_ROLE_ARN),
         json!({"Fn::GetAtt": ["BedrockEvaluationRole", "Arn"]})
     );
+    assert_eq!(
+        env("SendAlertFunction", TOPIC_ARN),
+        json!({"Ref": "AlertTopic"})
+    );
+}
+
+#[test]
+fn timeouts_leave_room_for_what_the_code_waits_for() {
+    let timeout = |f: &str| {
+        Duration::from_secs(
+            property(resource(f), "Timeout")
+                .as_u64()
+                .unwrap_or_else(|| panic!("{f} has no numeric Timeout")),
+        )
+    };
+    // A re-delivery of an alarm event waits until the lease after the first decision, then
+    // finishes the rollback itself: pointer read and move, event, record (with SDK retries).
+    let lease = evalgate::rollback::Options::default().lease;
+    assert!(
+        timeout("EvaluateRollbackFunction") >= lease + Duration::from_secs(30),
+        "evaluate-rollback's timeout must exceed its {lease:?} lease plus the rollback itself"
+    );
+    // send-alert waits for a concurrent delivery's claim, keeps 5 s before its deadline, and
+    // then reads the ledger and publishes (docs/alerts.md: at least 30 s).
+    let wait = evalgate::alert::deliver::Timing::until(chrono::Utc::now()).busy_wait;
+    assert!(
+        timeout("SendAlertFunction") >= wait + Duration::from_secs(20),
+        "send-alert's timeout must exceed its {wait:?} wait for a concurrent delivery plus its calls"
+    );
+    // check-gates stops starting releases 30 s (at most a quarter of the time) before its
+    // deadline; it needs minutes for a backlog of releases, each with many result files.
+    assert!(timeout("CheckGatesFunction") >= Duration::from_secs(120));
+    // submit-evaluation reads a large dataset twice and submits up to 100 shards.
+    assert!(timeout("SubmitEvaluationFunction") >= Duration::from_secs(120));
 }
 
 #[test]
