@@ -340,7 +340,7 @@ pub struct SsmParameterPointer {
     name: String,
 }
 
-const SSM_ACTIONS: &str = "ssm:GetParameter and ssm:PutParameter and ssm:LabelParameterVersion on the parameter (and kms:Decrypt/Encrypt for a SecureString)";
+const SSM_ACTIONS: &str = "ssm:GetParameter and ssm:PutParameter on the parameter, ssm:LabelParameterVersion too for evaluate-rollback (and kms:Decrypt/Encrypt for a SecureString)";
 
 impl SsmParameterPointer {
     pub fn new(client: aws_sdk_ssm::Client, name: impl Into<String>) -> Self {
