@@ -5,12 +5,14 @@
 //! * [`bedrock`] starts bedrock-local, the Bedrock model-evaluation emulator, per test.
 //! * [`runtime`] is a loopback implementation of the Lambda Runtime API: it starts a real,
 //!   built function binary, feeds it events and collects what it answers.
+//! * [`events`] taps evalgate's EventBridge events into a queue a test reads.
 //! * [`names`] makes resource names unique per test so tests run in parallel.
 //!
 //! The test files under `tests/tests/` use these; so does the cold-start benchmark.
 
 pub mod bedrock;
 pub mod demo;
+pub mod events;
 pub mod names;
 pub mod runtime;
 pub mod stack;

@@ -8,8 +8,6 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_eventbridge::types::Target;
-use aws_sdk_sqs::types::QueueAttributeName;
 use evalgate::bedrock::{BedrockEvaluationJobs, EvaluationJobs, JUDGE_TASK_TYPE, JobSpec};
 use evalgate::events::DatasetRef;
 use evalgate::layout;
@@ -17,6 +15,7 @@ use evalgate::ledger::{JobRecord, Ledger, SCHEMA};
 use evalgate::store::ObjectStore;
 use evalgate::store::s3::S3Store;
 use evalgate_tests::bedrock::{BedrockLocal, Options};
+use evalgate_tests::events::EventTap;
 use evalgate_tests::names::unique;
 use evalgate_tests::runtime::FunctionProcess;
 use evalgate_tests::stack::moto;
@@ -92,7 +91,7 @@ struct Stack {
     store: S3Store,
     bedrock: BedrockLocal,
     jobs: BedrockEvaluationJobs,
-    queue_url: String,
+    events: EventTap,
     function: FunctionProcess,
 }
 
@@ -103,61 +102,12 @@ async fn stack(options: Options) -> Stack {
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
 
     // Events: a bus with a rule for evalgate's events, delivered to a queue we read.
-    let eventbridge = aws_sdk_eventbridge::Client::new(&moto.sdk_config());
-    let sqs = moto.sqs();
-    let bus = unique("gates-bus");
-    eventbridge
-        .create_event_bus()
-        .name(&bus)
-        .send()
-        .await
-        .unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("gates-events"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    let rule = unique("gates-rule");
-    eventbridge
-        .put_rule()
-        .name(&rule)
-        .event_bus_name(&bus)
-        .event_pattern(r#"{"source":["evalgate"]}"#)
-        .send()
-        .await
-        .unwrap();
-    eventbridge
-        .put_targets()
-        .rule(&rule)
-        .event_bus_name(&bus)
-        .targets(
-            Target::builder()
-                .id("queue")
-                .arn(queue_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let events = EventTap::create(moto, "gates").await.unwrap();
 
     let bedrock = BedrockLocal::start(options).await.unwrap();
     let mut env = bedrock.function_env();
     env.push(("EVALGATE_BUCKET".into(), bucket.clone()));
-    env.push(("EVALGATE_EVENT_BUS".into(), bus));
+    env.push(("EVALGATE_EVENT_BUS".into(), events.bus.clone()));
     let function = FunctionProcess::start_named("check-gates", &env)
         .await
         .unwrap();
@@ -166,7 +116,7 @@ async fn stack(options: Options) -> Stack {
         jobs: BedrockEvaluationJobs::new(bedrock.client()),
         bedrock,
         bucket,
-        queue_url,
+        events,
         function,
     }
 }
@@ -305,31 +255,10 @@ impl Stack {
 
     /// Every evalgate event delivered so far (EventBridge envelopes).
     async fn events(&self) -> Vec<Value> {
-        let sqs = moto().sqs();
-        let mut events = Vec::new();
-        loop {
-            let out = sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .unwrap();
-            let messages = out.messages();
-            if messages.is_empty() {
-                return events;
-            }
-            for m in messages {
-                events.push(serde_json::from_str(m.body().unwrap()).unwrap());
-                sqs.delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
+        self.events
+            .receive(0, Duration::from_secs(20))
+            .await
+            .unwrap()
     }
 
     /// The EMF lines check-gates printed.

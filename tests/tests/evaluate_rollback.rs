@@ -15,6 +15,7 @@ use evalgate::release::{Pointer, PointerClients, PointerSpec, ReleaseIdSource};
 use evalgate::store::ObjectStore;
 use evalgate::store::s3::S3Store;
 use evalgate::verdict::Outcome;
+use evalgate_tests::events::EventTap;
 use evalgate_tests::names::unique;
 use evalgate_tests::runtime::FunctionProcess;
 use evalgate_tests::stack::moto;
@@ -26,13 +27,11 @@ const ALARM_PERIOD_SECS: u32 = 60;
 /// an SQS queue, and the clients to inspect everything.
 struct World {
     bucket: String,
-    bus: String,
-    queue_url: String,
+    events: EventTap,
     s3: aws_sdk_s3::Client,
     ssm: aws_sdk_ssm::Client,
     lambda: aws_sdk_lambda::Client,
     eventbridge: aws_sdk_eventbridge::Client,
-    sqs: aws_sdk_sqs::Client,
 }
 
 impl World {
@@ -41,13 +40,11 @@ impl World {
         let config = moto.sdk_config();
         let world = World {
             bucket: unique(prefix),
-            bus: unique(&format!("{prefix}-bus")),
-            queue_url: String::new(),
+            events: EventTap::create(moto, prefix).await.unwrap(),
             s3: moto.s3(),
             ssm: aws_sdk_ssm::Client::new(&config),
             lambda: aws_sdk_lambda::Client::new(&config),
             eventbridge: aws_sdk_eventbridge::Client::new(&config),
-            sqs: moto.sqs(),
         };
         world
             .s3
@@ -56,68 +53,13 @@ impl World {
             .send()
             .await
             .unwrap();
-        let queue_url = world
-            .sqs
-            .create_queue()
-            .queue_name(unique(&format!("{prefix}-events")))
-            .send()
-            .await
-            .unwrap()
-            .queue_url()
-            .unwrap()
-            .to_owned();
-        let queue_arn = world
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap()
-            .attributes()
-            .unwrap()
-            .get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .unwrap()
-            .clone();
         world
-            .eventbridge
-            .create_event_bus()
-            .name(&world.bus)
-            .send()
-            .await
-            .unwrap();
-        let rule = unique("evalgate-events");
-        world
-            .eventbridge
-            .put_rule()
-            .name(&rule)
-            .event_bus_name(&world.bus)
-            .event_pattern(r#"{"source":["evalgate"]}"#)
-            .send()
-            .await
-            .unwrap();
-        world
-            .eventbridge
-            .put_targets()
-            .rule(&rule)
-            .event_bus_name(&world.bus)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("queue")
-                    .arn(queue_arn)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-        World { queue_url, ..world }
     }
 
     fn function_env(&self) -> Vec<(String, String)> {
         let mut env = moto().function_env();
         env.push(("EVALGATE_BUCKET".into(), self.bucket.clone()));
-        env.push(("EVALGATE_EVENT_BUS".into(), self.bus.clone()));
+        env.push(("EVALGATE_EVENT_BUS".into(), self.events.bus.clone()));
         env
     }
 
@@ -180,7 +122,7 @@ impl World {
                 lambda: self.lambda.clone(),
             },
         );
-        let publisher = EventBridgePublisher::new(self.eventbridge.clone(), &self.bus);
+        let publisher = EventBridgePublisher::new(self.eventbridge.clone(), &self.events.bus);
         let verdict_uri =
             evalgate::layout::s3_uri(&self.bucket, &evalgate::layout::verdict_key(app, release));
         promote(
@@ -206,40 +148,10 @@ impl World {
     /// evalgate events received so far: waits until `expected` arrived (or 10 s), then a
     /// further second for any extra ones, so tests can assert exact counts.
     async fn events(&self, expected: usize) -> Vec<(String, Value)> {
-        let mut out = Vec::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let wait = if out.len() >= expected { 1 } else { 2 };
-            let received = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(wait)
-                .send()
-                .await
-                .unwrap();
-            let messages = received.messages();
-            for m in messages {
-                let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
-                out.push((
-                    body["detail-type"].as_str().unwrap_or_default().to_owned(),
-                    body["detail"].clone(),
-                ));
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-            if (out.len() >= expected && messages.is_empty())
-                || std::time::Instant::now() > deadline
-            {
-                return out;
-            }
-        }
+        self.events
+            .receive_details(expected, Duration::from_secs(10))
+            .await
+            .unwrap()
     }
 
     async fn ssm_parameter(&self, name: &str, value: &str) {

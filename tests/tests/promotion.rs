@@ -17,6 +17,7 @@ use evalgate::store::ObjectStore;
 use evalgate::store::s3::S3Store;
 use evalgate::verdict::Outcome;
 use evalgate_tests::bedrock::{BedrockLocal, Options};
+use evalgate_tests::events::EventTap;
 use evalgate_tests::names::unique;
 use evalgate_tests::runtime::FunctionProcess;
 use evalgate_tests::stack::moto;
@@ -30,8 +31,7 @@ struct Loop {
     bucket: String,
     store: S3Store,
     ssm: aws_sdk_ssm::Client,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
+    events: EventTap,
     param: String,
     _bedrock: BedrockLocal,
     jobs: BedrockEvaluationJobs,
@@ -46,61 +46,12 @@ impl Loop {
         let s3 = moto.s3();
         let bucket = unique("loop");
         s3.create_bucket().bucket(&bucket).send().await.unwrap();
-        let eventbridge = aws_sdk_eventbridge::Client::new(&config);
-        let sqs = moto.sqs();
-        let bus = unique("loop-bus");
-        eventbridge
-            .create_event_bus()
-            .name(&bus)
-            .send()
-            .await
-            .unwrap();
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(unique("loop-events"))
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        let queue_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap()
-            .attributes
-            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-            .clone();
-        let rule = unique("loop-rule");
-        eventbridge
-            .put_rule()
-            .name(&rule)
-            .event_bus_name(&bus)
-            .event_pattern(r#"{"source":["evalgate"]}"#)
-            .send()
-            .await
-            .unwrap();
-        eventbridge
-            .put_targets()
-            .rule(&rule)
-            .event_bus_name(&bus)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("queue")
-                    .arn(queue_arn)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        let events = EventTap::create(moto, "loop").await.unwrap();
 
         let bedrock = BedrockLocal::start(Options::default()).await.unwrap();
         let mut env = bedrock.function_env();
         env.push(("EVALGATE_BUCKET".into(), bucket.clone()));
-        env.push(("EVALGATE_EVENT_BUS".into(), bus));
+        env.push(("EVALGATE_EVENT_BUS".into(), events.bus.clone()));
         let check_gates = FunctionProcess::start_named("check-gates", &env)
             .await
             .unwrap();
@@ -111,8 +62,7 @@ impl Loop {
             store: S3Store::new(s3, bucket.clone()),
             bucket,
             ssm: aws_sdk_ssm::Client::new(&config),
-            sqs,
-            queue_url,
+            events,
             param: format!("/{}/release", unique("support-bot")),
             jobs: BedrockEvaluationJobs::new(bedrock.client()),
             _bedrock: bedrock,
@@ -247,35 +197,10 @@ impl Loop {
     }
 
     async fn events(&self) -> Vec<(String, Value)> {
-        let mut out = Vec::new();
-        loop {
-            let received = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .unwrap();
-            if received.messages().is_empty() {
-                return out;
-            }
-            for m in received.messages() {
-                let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
-                out.push((
-                    body["detail-type"].as_str().unwrap().to_owned(),
-                    body["detail"].clone(),
-                ));
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
+        self.events
+            .receive_details(0, Duration::from_secs(20))
+            .await
+            .unwrap()
     }
 }
 

@@ -16,6 +16,7 @@ use evalgate::ledger::{JobRecord, Ledger};
 use evalgate::store::s3::S3Store;
 use evalgate::submission::RejectionReport;
 use evalgate_tests::bedrock::{BedrockLocal, Options};
+use evalgate_tests::events::EventTap;
 use evalgate_tests::names::unique;
 use evalgate_tests::runtime::FunctionProcess;
 use evalgate_tests::stack::{ACCOUNT_ID, REGION, moto};
@@ -50,7 +51,7 @@ struct World {
     s3: aws_sdk_s3::Client,
     bedrock: BedrockLocal,
     proxy: Proxy,
-    events: EventTap,
+    events: Events,
     env: Vec<(String, String)>,
     function: FunctionProcess,
 }
@@ -62,7 +63,7 @@ impl World {
         s3.create_bucket().bucket(&bucket).send().await.unwrap();
         let bedrock = BedrockLocal::start(options).await.unwrap();
         let proxy = Proxy::start(&bedrock.url).await;
-        let events = EventTap::start().await;
+        let events = Events::start().await;
         let mut env: Vec<(String, String)> = bedrock
             .function_env()
             .into_iter()
@@ -71,7 +72,7 @@ impl World {
         env.push(("AWS_ENDPOINT_URL_BEDROCK".into(), proxy.url.clone()));
         env.push(("EVALGATE_BUCKET".into(), bucket.clone()));
         env.push(("EVALGATE_BEDROCK_ROLE_ARN".into(), ROLE.into()));
-        env.push(("EVALGATE_EVENT_BUS".into(), events.bus.clone()));
+        env.push(("EVALGATE_EVENT_BUS".into(), events.tap.bus.clone()));
         let function = FunctionProcess::start_named("submit-evaluation", &env)
             .await
             .unwrap();
@@ -272,101 +273,33 @@ fn outcome(response: &Value) -> &Value {
     &response["outcomes"][0]
 }
 
-/// Events on a per-test bus, delivered to an SQS queue by a rule on `source: evalgate`.
-struct EventTap {
-    bus: String,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
+/// Events on a per-test bus, delivered to an SQS queue by a rule on `source: evalgate`;
+/// every event received so far is kept.
+struct Events {
+    tap: EventTap,
     seen: Mutex<Vec<Value>>,
 }
 
-impl EventTap {
-    async fn start() -> EventTap {
-        let events = aws_sdk_eventbridge::Client::new(&moto().sdk_config());
-        let sqs = moto().sqs();
-        let bus = unique("bus");
-        events.create_event_bus().name(&bus).send().await.unwrap();
-        let queue = sqs
-            .create_queue()
-            .queue_name(unique("events"))
-            .send()
-            .await
-            .unwrap();
-        let queue_url = queue.queue_url().unwrap().to_owned();
-        let attrs = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap();
-        let queue_arn = attrs
-            .attributes()
-            .unwrap()
-            .get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .unwrap()
-            .clone();
-        events
-            .put_rule()
-            .name("evalgate-events")
-            .event_bus_name(&bus)
-            .event_pattern(r#"{"source":["evalgate"]}"#)
-            .send()
-            .await
-            .unwrap();
-        events
-            .put_targets()
-            .rule("evalgate-events")
-            .event_bus_name(&bus)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("queue")
-                    .arn(queue_arn)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-        EventTap {
-            bus,
-            sqs,
-            queue_url,
+impl Events {
+    async fn start() -> Events {
+        Events {
+            tap: EventTap::create(moto(), "submit").await.unwrap(),
             seen: Mutex::new(Vec::new()),
         }
     }
 
-    /// Every event received so far, after waiting until at least `at_least` arrived and
-    /// then a quiet second (bounded: 20 s).
+    /// Every event received so far, after waiting until at least `at_least` arrived in all
+    /// and then a quiet second (bounded: 20 s).
     async fn all(&self, at_least: usize) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let enough = self.seen.lock().unwrap().len() >= at_least;
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .unwrap();
-            let messages = out.messages();
-            for message in messages {
-                let body: Value = serde_json::from_str(message.body().unwrap()).unwrap();
-                self.seen.lock().unwrap().push(body);
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(message.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-            if (enough && messages.is_empty()) || Instant::now() > deadline {
-                return self.seen.lock().unwrap().clone();
-            }
-        }
+        let missing = at_least.saturating_sub(self.seen.lock().unwrap().len());
+        let new = self
+            .tap
+            .receive(missing, Duration::from_secs(20))
+            .await
+            .unwrap();
+        let mut seen = self.seen.lock().unwrap();
+        seen.extend(new);
+        seen.clone()
     }
 
     async fn of_type(&self, at_least: usize, detail_type: &str) -> Vec<Value> {
