@@ -32,7 +32,9 @@ use crate::events::{Event, EventPublisher, PublishError};
 use crate::gate::{self, Baseline, Inputs, Locations, Subject};
 use crate::layout;
 use crate::ledger::{JobRecord, Ledger, LedgerError, OpenRelease, VerdictSummary};
+use crate::policy::release::Promote;
 use crate::policy::{self, Policy};
+use crate::promotion::{OnPass, PassedVerdict, Promotion, PromotionError};
 use crate::results::{LineReader, ReadError, read_results};
 use crate::store::{ObjectStore, PutOutcome, StoreError};
 use crate::verdict::{BaselineInfo, JobOutcome, Outcome, Verdict};
@@ -65,6 +67,10 @@ pub enum GatingError {
     Read(ReadError),
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// Promoting a passed release failed in a way a retry may fix (the pointer changed
+    /// concurrently, a throttled call): the release stays open and a later run retries.
+    #[error("promoting the passed release failed: {0}")]
+    Promotion(#[from] PromotionError),
 }
 
 /// What happened to one open release in a run.
@@ -292,6 +298,9 @@ pub struct Gatekeeper<'a, S, J, P> {
     pub emf: EmfSink<'a>,
     /// `GetEvaluationJob` calls in flight at once.
     pub concurrency: usize,
+    /// Promotes a release that passed when its policy says `release.promote: on_pass`
+    /// (`None`: never promote).
+    pub promotion: Option<&'a dyn OnPass>,
 }
 
 impl<'a, S: ObjectStore, J: EvaluationJobs, P: EventPublisher> Gatekeeper<'a, S, J, P> {
@@ -302,6 +311,7 @@ impl<'a, S: ObjectStore, J: EvaluationJobs, P: EventPublisher> Gatekeeper<'a, S,
             events,
             emf,
             concurrency: DEFAULT_CONCURRENCY,
+            promotion: None,
         }
     }
 
@@ -930,7 +940,7 @@ impl<'a, S: ObjectStore, J: EvaluationJobs, P: EventPublisher> Gatekeeper<'a, S,
 
     /// The one place that follows a durably recorded and announced verdict. A `pass` makes
     /// the release eligible as a regression baseline and a rollback target (both read the
-    /// verdicts); promotion of the release pointer (issue #6) belongs here.
+    /// verdicts), and is promoted when the policy says `release.promote: on_pass`.
     async fn after_verdict_recorded(&self, v: &Verdict) -> Result<(), GatingError> {
         if v.outcome == Outcome::Pass {
             tracing::info!(
@@ -938,6 +948,62 @@ impl<'a, S: ObjectStore, J: EvaluationJobs, P: EventPublisher> Gatekeeper<'a, S,
                 release = %v.release,
                 "release passed its gate: eligible as baseline and rollback target"
             );
+            if let Some(promotion) = self.promotion {
+                self.promote(promotion, v).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Points the release pointer at a release that just passed (`promote: on_pass`).
+    /// Runs before the release is closed, so a retryable failure keeps it open and the
+    /// recovery of an interrupted recording promotes it later; promotion itself is
+    /// idempotent. A pointer that does not exist (or cannot be accessed) will not fix itself
+    /// by retrying: it is logged as an error and the verdict stands unpromoted.
+    async fn promote(&self, promotion: &dyn OnPass, v: &Verdict) -> Result<(), GatingError> {
+        let (app, rel) = (v.application.as_str(), v.release.as_str());
+        let policy = match self.read_policy(app).await? {
+            PolicyRead::Ok { policy, .. } => policy,
+            PolicyRead::Unusable(reason) => {
+                tracing::warn!(application = app, release = rel, %reason, "the policy cannot be read now, so the release is not promoted");
+                return Ok(());
+            }
+        };
+        let Some(release) = policy
+            .release
+            .as_ref()
+            .filter(|r| r.promote == Promote::OnPass)
+        else {
+            return Ok(());
+        };
+        let summary = VerdictSummary {
+            application: v.application.clone(),
+            release: v.release.clone(),
+            outcome: v.outcome,
+            decided_at: v.decided_at,
+        };
+        // Only a pass reaches here; `PassedVerdict` checks it again by construction.
+        let Ok(passed) = PassedVerdict::new(&summary) else {
+            return Ok(());
+        };
+        let verdict_uri = self.uri(&layout::verdict_key(app, rel));
+        match promotion
+            .promote_passed(&release.pointer_spec(), &passed, &verdict_uri, Utc::now())
+            .await
+        {
+            Ok(Promotion::Promoted { previous, detail }) => {
+                tracing::info!(application = app, release = rel, previous = ?previous, %detail, "promoted");
+            }
+            Ok(Promotion::AlreadyPromoted) => {
+                tracing::info!(application = app, release = rel, "already promoted");
+            }
+            Ok(Promotion::Declined { reason }) => {
+                tracing::warn!(application = app, release = rel, %reason, "promotion declined");
+            }
+            Err(PromotionError::Pointer(error)) if error.is_permanent() => {
+                tracing::error!(application = app, release = rel, %error, "the release passed but cannot be promoted; fix release.pointer (or the function's permissions) and move the pointer by hand");
+            }
+            Err(error) => return Err(error.into()),
         }
         Ok(())
     }
@@ -1353,6 +1419,85 @@ mod tests {
         assert_eq!(w.store.keys(), keys);
         assert!(w.verdict_events().is_empty());
         assert_eq!(w.emf.lock().unwrap().len(), emf_count);
+    }
+
+    #[tokio::test]
+    async fn a_pass_is_promoted_when_the_policy_says_on_pass_and_nothing_else_is() {
+        use crate::promotion::PointerPromotion;
+        use crate::release::{MemoryPointer, PointerSpec};
+
+        let promote_policy = |mode: &str| {
+            format!(
+                "{POLICY}release:\n  pointer:\n    ssm_parameter: /app/release\n  promote: {mode}\n"
+            )
+        };
+        async fn run(w: &World, pointer: &MemoryPointer, minute: i64) -> RunSummary {
+            let promotion = PointerPromotion {
+                store: &w.store,
+                publisher: &w.events,
+                open: |spec: &PointerSpec| {
+                    assert_eq!(
+                        spec,
+                        &PointerSpec::SsmParameter {
+                            name: "/app/release".into()
+                        }
+                    );
+                    pointer
+                },
+                promoted_by: "test".into(),
+            };
+            let emf = |_: &str| {};
+            let mut gk = Gatekeeper::new(&w.store, &w.jobs, &w.events, &emf);
+            gk.promotion = Some(&promotion);
+            gk.run(&Scope::All, at(minute), None).await.unwrap()
+        }
+        let pointer = MemoryPointer::at(Some("v0"), Some(at(0)));
+
+        // A pass with `promote: on_pass`: promoted, recorded, announced.
+        let w = World::new();
+        w.put("policies/app.yaml", &promote_policy("on_pass")).await;
+        let good = results("p", &[1.0, 0.9, 1.0]);
+        w.shard(("v1", "smoke", "e1"), 1, 1, 0, Some(&as_refs(&good)))
+            .await;
+        let s = run(&w, &pointer, 1).await;
+        assert_eq!(outcome(&s, "v1"), ReleaseOutcome::Decided(Outcome::Pass));
+        assert_eq!(pointer.current().release.as_deref(), Some("v1"));
+        let record = Ledger::new(&w.store)
+            .promotion("app", "v1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            record.verdict_uri,
+            format!("s3://{BUCKET}/verdicts/app/v1/verdict.json")
+        );
+        let kinds: Vec<&str> = w.events.taken().iter().map(|e| e.detail_type()).collect();
+        assert_eq!(kinds, vec!["Gate Verdict", "Release Promoted"]);
+
+        // A failing release is never promoted.
+        let bad = results("q", &[0.1, 0.2, 0.1]);
+        w.shard(("v2", "smoke", "e2"), 1, 1, 2, Some(&as_refs(&bad)))
+            .await;
+        let s = run(&w, &pointer, 3).await;
+        assert_eq!(outcome(&s, "v2"), ReleaseOutcome::Decided(Outcome::Fail));
+        assert_eq!(pointer.current().release.as_deref(), Some("v1"));
+        assert!(
+            Ledger::new(&w.store)
+                .promotion("app", "v2")
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // `promote: manual` (the default): a pass is recorded, the pointer is not moved.
+        let w = World::new();
+        w.put("policies/app.yaml", &promote_policy("manual")).await;
+        w.shard(("v3", "smoke", "e3"), 1, 1, 0, Some(&as_refs(&good)))
+            .await;
+        let s = run(&w, &pointer, 1).await;
+        assert_eq!(outcome(&s, "v3"), ReleaseOutcome::Decided(Outcome::Pass));
+        assert_eq!(pointer.current().release.as_deref(), Some("v1"));
+        assert_eq!(pointer.moves().len(), 1);
     }
 
     #[tokio::test]

@@ -154,6 +154,11 @@ pub struct RollbackRecord {
     #[serde(default)]
     pub dry_run: bool,
     pub reason: String,
+    /// When the decision was fully carried out (pointer moved or not, event published).
+    /// `None` while the invocation that created the record is still acting, or if it
+    /// crashed: a re-delivery of the same alarm event then finishes the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
 }
 
 /// send-alert's record of an event it has published.
@@ -437,6 +442,16 @@ impl<'a, S: ObjectStore> Ledger<'a, S> {
             .await
     }
 
+    /// The promotion record of one release, if it was promoted.
+    pub async fn promotion(
+        &self,
+        application: &str,
+        release: &str,
+    ) -> Result<Option<PromotionRecord>, LedgerError> {
+        self.read_optional(&promotion_key(application, release))
+            .await
+    }
+
     /// Every promotion of an application, oldest first.
     pub async fn promotions(&self, application: &str) -> Result<Vec<PromotionRecord>, LedgerError> {
         let prefix = format!("ledger/promotions/{}/", safe_segment(application));
@@ -456,6 +471,30 @@ impl<'a, S: ObjectStore> Ledger<'a, S> {
             record,
         )
         .await
+    }
+
+    /// The rollback decision taken for one alarm event, if any.
+    pub async fn rollback(
+        &self,
+        application: &str,
+        alarm_event_id: &str,
+    ) -> Result<Option<RollbackRecord>, LedgerError> {
+        self.read_optional(&rollback_key(application, alarm_event_id))
+            .await
+    }
+
+    /// Replaces a rollback record created by [`Self::record_rollback`] with its final state
+    /// (executed or not, `completed_at` set). Only the invocation carrying out the decision
+    /// calls this.
+    pub async fn update_rollback(&self, record: &RollbackRecord) -> Result<(), LedgerError> {
+        Ok(self
+            .store
+            .put(
+                &rollback_key(&record.application, &record.alarm.event_id),
+                to_json(record),
+                JSON,
+            )
+            .await?)
     }
 
     /// Every rollback decision of an application, oldest first.

@@ -5,6 +5,8 @@ use evalgate::bedrock::BedrockEvaluationJobs;
 use evalgate::events::EventBridgePublisher;
 use evalgate::gating::{Gatekeeper, ReleaseOutcome, RunSummary, Scope, release_of_output_key};
 use evalgate::layout::decode_event_key;
+use evalgate::promotion::PointerPromotion;
+use evalgate::release::{Pointer, PointerClients, PointerSpec};
 use evalgate::store::{ObjectStore, s3::S3Store};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{Value, json};
@@ -14,6 +16,8 @@ pub struct Clients {
     pub store: S3Store,
     pub jobs: BedrockEvaluationJobs,
     pub events: EventBridgePublisher,
+    /// SSM and Lambda clients for release pointers (`release.promote: on_pass`).
+    pub pointers: PointerClients,
 }
 
 /// Time kept back at the end of an invocation to finish the release in hand and answer.
@@ -133,7 +137,15 @@ pub async fn handle(clients: &Clients, event: LambdaEvent<Value>) -> Result<Valu
     let remaining = Duration::from_millis(ctx.deadline.saturating_sub(now_ms));
     let deadline = (ctx.deadline > 0)
         .then(|| Instant::now() + remaining.saturating_sub(SAFETY_MARGIN.min(remaining / 4)));
-    let gatekeeper = Gatekeeper::new(&clients.store, &clients.jobs, &clients.events, &print_emf);
+    let promotion = PointerPromotion {
+        store: &clients.store,
+        publisher: &clients.events,
+        open: |spec: &PointerSpec| Pointer::new(spec, &clients.pointers),
+        promoted_by: format!("evalgate check-gates (request {})", ctx.request_id),
+    };
+    let mut gatekeeper =
+        Gatekeeper::new(&clients.store, &clients.jobs, &clients.events, &print_emf);
+    gatekeeper.promotion = Some(&promotion);
     let summary = gatekeeper.run(&scope, chrono::Utc::now(), deadline).await?;
     let response = summary_json(&summary);
     tracing::info!(

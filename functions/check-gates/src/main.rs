@@ -11,6 +11,7 @@ mod handler;
 use evalgate::bedrock::BedrockEvaluationJobs;
 use evalgate::config::{self, env_lookup};
 use evalgate::events::EventBridgePublisher;
+use evalgate::release::PointerClients;
 use evalgate::store::s3::S3Store;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
@@ -29,6 +30,7 @@ async fn main() -> Result<(), Error> {
         store: S3Store::new(evalgate::aws::s3_client(&sdk), bucket),
         jobs: BedrockEvaluationJobs::new(aws_sdk_bedrock::Client::new(&sdk)),
         events: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), bus),
+        pointers: PointerClients::new(&sdk),
     };
     let clients = &clients;
     run(service_fn(
