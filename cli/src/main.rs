@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod local;
 mod progress;
 
 use std::process::ExitCode;

@@ -119,7 +119,8 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 break;
             }
             read_any = true;
-            let (chunk, used, done) = match available.iter().position(|b| *b == b'\n') {
+            // memchr: a byte-at-a-time search was a quarter of `evalgate gate`'s time.
+            let (chunk, used, done) = match memchr::memchr(b'\n', available) {
                 Some(i) => (&available[..i], i + 1, true),
                 None => (available, available.len(), false),
             };
@@ -246,13 +247,43 @@ struct RawScore<'a> {
     #[serde(default)]
     result: LenientNumber,
     #[serde(borrow, default, rename = "evaluatorDetails")]
-    evaluator_details: Vec<RawDetail<'a>>,
+    evaluator_details: FirstExplanation<'a>,
 }
 
 #[derive(Deserialize)]
 struct RawDetail<'a> {
     #[serde(borrow, default)]
     explanation: Option<CowStr<'a>>,
+}
+
+/// The first non-blank explanation of `evaluatorDetails`, read without collecting the
+/// details into a vector (one allocation per score of every record otherwise).
+#[derive(Default)]
+struct FirstExplanation<'a>(Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FirstExplanation<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = FirstExplanation<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array of evaluator details")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut first = None;
+                while let Some(detail) = seq.next_element::<RawDetail<'a>>()? {
+                    if first.is_none()
+                        && let Some(CowStr(text)) = detail.explanation
+                        && !text.trim().is_empty()
+                    {
+                        first = Some(text);
+                    }
+                }
+                Ok(FirstExplanation(first))
+            }
+        }
+        deserializer.deserialize_seq(V(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
@@ -290,11 +321,7 @@ pub fn parse_line(bytes: &[u8]) -> Result<ResultRecord<'_>, String> {
         .map(|s| Score {
             metric: s.metric_name.0,
             value: s.result.0,
-            explanation: s
-                .evaluator_details
-                .into_iter()
-                .filter_map(|d| d.explanation.map(|e| e.0))
-                .find(|e| !e.trim().is_empty()),
+            explanation: s.evaluator_details.0,
         })
         .collect();
     Ok(ResultRecord {
@@ -353,6 +380,20 @@ mod tests {
         assert_eq!(r.scores[2].value, Some(0.0), "an integer 0 is a real score");
         // Borrowed, not copied, when the text has no escapes.
         assert!(matches!(r.prompt, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn the_first_non_blank_explanation_is_kept() {
+        let line = r#"{"automatedEvaluationResult":{"scores":[{"metricName":"m","result":1,"evaluatorDetails":[{"explanation":"  "},{"modelIdentifier":"j"},{"explanation":"Second \"judge\"."},{"explanation":"Third."}]},{"metricName":"n","result":1,"evaluatorDetails":[]}]},"inputRecord":{"prompt":"p"}}"#;
+        let r = parse_line(line.as_bytes()).unwrap();
+        assert_eq!(
+            r.scores[0].explanation.as_deref(),
+            Some("Second \"judge\".")
+        );
+        assert_eq!(r.scores[1].explanation, None);
+        // Not an array: the line is rejected, as before.
+        let line = r#"{"automatedEvaluationResult":{"scores":[{"metricName":"m","result":1,"evaluatorDetails":{"explanation":"x"}}]},"inputRecord":{"prompt":"p"}}"#;
+        assert!(parse_line(line.as_bytes()).is_err());
     }
 
     #[test]

@@ -128,12 +128,9 @@ fn walk(dir: &Path, suffix: &str, found: &mut Vec<PathBuf>) -> Result<(), CliErr
 async fn open(source: &Source, s3: &mut S3) -> Result<ByteReader, CliError> {
     match source {
         Source::File(path) => {
-            let file = tokio::fs::File::open(path)
-                .await
-                .map_err(read_error(path))?;
-            let size = file.metadata().await.ok().map(|m| m.len());
+            let (reader, size) = crate::local::open(path).map_err(read_error(path))?;
             Ok(Box::pin(Progress::new(
-                BufReader::with_capacity(256 * 1024, file),
+                reader,
                 format!("reading {}", path.display()),
                 size,
             )))

@@ -4,7 +4,6 @@ use evalgate::dataset::{self, Validation};
 use evalgate::layout::DatasetKey;
 use evalgate::policy::Policy;
 use serde_json::json;
-use tokio::io::BufReader;
 
 use super::{CliError, Exit, read_error};
 use crate::cli::{TextOrJson, ValidateArgs};
@@ -12,15 +11,8 @@ use crate::progress::Progress;
 
 pub async fn run(args: ValidateArgs) -> Result<Exit, CliError> {
     let path = &args.dataset;
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(read_error(path))?;
-    let size = file.metadata().await.ok().map(|m| m.len());
-    let reader = Progress::new(
-        BufReader::with_capacity(256 * 1024, file),
-        format!("validating {}", path.display()),
-        size,
-    );
+    let (reader, size) = crate::local::open(path).map_err(read_error(path))?;
+    let reader = Progress::new(reader, format!("validating {}", path.display()), size);
     let validation = dataset::validate(reader).await.map_err(read_error(path))?;
 
     let mut other_problems: Vec<String> = Vec::new();
