@@ -18,43 +18,18 @@
 //! Time includes generating the records (a few hundred MB/s); `bench/run` measures the
 //! CLI on files instead, with ratios to `wc -l` and to a Python reference.
 
-// A counting allocator needs `unsafe impl GlobalAlloc`; it only forwards to the system one.
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use evalgate::aggregate::Aggregator;
 use evalgate::gating::aggregate_config;
 use evalgate::policy::Policy;
 use evalgate::results::read_results;
+use evalgate_bench::alloc;
 use evalgate_bench::generate::{DEFAULT_SEED, GeneratedReader, Kind};
 use tokio::io::BufReader;
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: alloc::Counting = alloc::Counting;
 
 const POLICY: &str = include_str!("../fixtures/policy.yaml");
 
@@ -70,8 +45,7 @@ async fn run(policy: &Policy, records: u64, collect_prompt_scores: bool) -> Run 
     let config = aggregate_config(policy, false, collect_prompt_scores);
     // The generator's own buffer is the bench's, not the aggregation's: allocate it first.
     let mut generated = GeneratedReader::new(Kind::Outputs, DEFAULT_SEED, records);
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
+    let before = alloc::start();
     let started = Instant::now();
     let mut aggregator = Aggregator::new(config);
     // The same 64 KiB read buffer `S3Store::open` uses.
@@ -83,7 +57,7 @@ async fn run(policy: &Policy, records: u64, collect_prompt_scores: bool) -> Run 
     .unwrap_or_else(|e| panic!("{e}"));
     let aggregates = aggregator.finish();
     let seconds = started.elapsed().as_secs_f64();
-    let peak_heap = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+    let peak_heap = alloc::peak_since(before);
     let c = &aggregates.metrics["Builtin.Correctness"];
     assert_eq!(n, records);
     assert_eq!(c.prompts, records);

@@ -14,40 +14,15 @@
 //! other check runs. Heap: the peak of live heap bytes during the run (a counting global
 //! allocator), which includes the one shard being built (at most 1,000 records).
 
-// A counting allocator needs `unsafe impl GlobalAlloc`; it only forwards to the system one.
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use evalgate_bench::alloc;
 use evalgate_bench::generate::{DEFAULT_SEED, GeneratedReader, Kind};
 use evalgate_bench::shard::{bench_limits, validate_and_shard};
 use tokio::io::BufReader;
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: alloc::Counting = alloc::Counting;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -60,8 +35,7 @@ fn main() {
     for records in evalgate_bench::sizes() {
         let mut first = GeneratedReader::new(Kind::Dataset, DEFAULT_SEED, records);
         let mut second = GeneratedReader::new(Kind::Dataset, DEFAULT_SEED, records);
-        let before = LIVE.load(Ordering::Relaxed);
-        PEAK.store(before, Ordering::Relaxed);
+        let before = alloc::start();
         let started = Instant::now();
         let summary = runtime
             .block_on(validate_and_shard(
@@ -73,7 +47,7 @@ fn main() {
             ))
             .unwrap_or_else(|e| panic!("{e}"));
         let seconds = started.elapsed().as_secs_f64();
-        let peak_heap = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+        let peak_heap = alloc::peak_since(before);
         assert_eq!(summary.problems, 0);
         assert_eq!(summary.records, records);
         assert_eq!(summary.shards, records.div_ceil(1000));

@@ -9,6 +9,7 @@
 //! The full run, with the ratios to `wc -l` and to the Python references, is `bench/run`;
 //! the README's "Performance" section explains every figure.
 
+pub mod alloc;
 pub mod generate;
 pub mod shard;
 
