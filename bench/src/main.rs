@@ -3,6 +3,7 @@
 //! ```text
 //! evalgate-bench generate outputs 1000000 bench/data/outputs-1m_output.jsonl
 //! evalgate-bench generate dataset 1000000 bench/data/dataset-1m.jsonl
+//! evalgate-bench validate bench/data/dataset-1m.jsonl
 //! evalgate-bench shard bench/data/dataset-1m.jsonl [--out DIR]
 //! evalgate-bench cold-start --bin-dir target/release --python .local/venv-bench/bin/python
 //! ```
@@ -48,6 +49,10 @@ enum Command {
         #[arg(long, default_value_t = generate::DEFAULT_SEED)]
         seed: u64,
     },
+    /// Validate a dataset as `evalgate validate` does (`evalgate::dataset::validate_with`,
+    /// same JSON document), with the 250,000-prompt upload limit lifted (see
+    /// `evalgate_bench::shard::bench_limits`); every other limit is evalgate's.
+    Validate { dataset: PathBuf },
     /// Validate a dataset then split it into shards (submit-evaluation's two passes) and
     /// print a JSON summary. The 250,000-prompt upload limit is lifted (see
     /// `evalgate_bench::shard::bench_limits`); every other limit is evalgate's.
@@ -92,9 +97,9 @@ enum PythonRuntime {
 /// The functions and the AWS clients each creates at init (its `main`).
 const FUNCTIONS: &[(&str, &str)] = &[
     ("submit-evaluation", "s3,bedrock,events"),
-    ("check-gates", "s3,bedrock,events"),
+    ("check-gates", "s3,bedrock,events,ssm,lambda"),
     ("evaluate-rollback", "s3,ssm,lambda,events"),
-    ("send-alert", "s3,sns"),
+    ("send-alert", "sns,s3"),
 ];
 
 fn main() -> ExitCode {
@@ -106,6 +111,7 @@ fn main() -> ExitCode {
             out,
             seed,
         } => generate_file(kind, records, &out, seed),
+        Command::Validate { dataset } => validate(&dataset),
         Command::Shard { dataset, out } => shard(&dataset, out.as_deref()),
         Command::ColdStart {
             bin_dir,
@@ -156,15 +162,36 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
-fn shard(dataset: &Path, out: Option<&Path>) -> Result<(), String> {
-    let open = |path: &Path| -> Result<_, String> {
-        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        // The read buffer the CLI uses for local files.
-        Ok(BufReader::with_capacity(
-            256 * 1024,
-            tokio::fs::File::from_std(file),
+/// Opens a local file with the reader and buffer the CLI uses (cli/src/local.rs).
+fn open(path: &Path) -> Result<BufReader<LocalFile>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(BufReader::with_capacity(128 * 1024, LocalFile(file)))
+}
+
+fn validate(dataset: &Path) -> Result<(), String> {
+    let validation = runtime()?
+        .block_on(evalgate::dataset::validate_with(
+            open(dataset)?,
+            &bench_limits(),
         ))
-    };
+        .map_err(|e| format!("{}: {e}", dataset.display()))?;
+    let doc = json!({
+        "dataset": dataset.display().to_string(),
+        "valid": validation.is_valid(),
+        "validation": validation,
+    });
+    println!("{doc}");
+    if !validation.is_valid() {
+        return Err(format!(
+            "{} problem(s) in {}",
+            validation.problem_count,
+            dataset.display()
+        ));
+    }
+    Ok(())
+}
+
+fn shard(dataset: &Path, out: Option<&Path>) -> Result<(), String> {
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -193,6 +220,22 @@ fn shard(dataset: &Path, out: Option<&Path>) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A local file read on the calling thread, as the CLI reads them (cli/src/local.rs): no
+/// hand-off to tokio's blocking pool and no extra copy per read.
+struct LocalFile(std::fs::File);
+
+impl tokio::io::AsyncRead for LocalFile {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let n = std::io::Read::read(&mut self.0, buf.initialize_unfilled())?;
+        buf.advance(n);
+        std::task::Poll::Ready(Ok(()))
+    }
 }
 
 /// Writes an executable launcher for the Python handler: the handler's own text behind a
