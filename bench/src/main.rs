@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use evalgate::local::LocalFile;
 use evalgate_bench::generate::{self, Kind};
 use evalgate_bench::shard::{bench_limits, validate_and_shard};
 use evalgate_tests::runtime::FunctionProcess;
@@ -49,7 +50,7 @@ enum Command {
         #[arg(long, default_value_t = generate::DEFAULT_SEED)]
         seed: u64,
     },
-    /// Validate a dataset as `evalgate validate` does (`evalgate::dataset::validate_with`,
+    /// Validate a dataset as `evalgate validate` does (`evalgate::dataset::validate_parallel`,
     /// same JSON document), with the 250,000-prompt upload limit lifted (see
     /// `evalgate_bench::shard::bench_limits`); every other limit is evalgate's.
     Validate { dataset: PathBuf },
@@ -162,18 +163,16 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
-/// Opens a local file with the reader and buffer the CLI uses (cli/src/local.rs).
+/// Opens a local file as the CLI does ([`evalgate::local`]).
 fn open(path: &Path) -> Result<BufReader<LocalFile>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(BufReader::with_capacity(128 * 1024, LocalFile(file)))
+    evalgate::local::open(path)
+        .map(|(reader, _)| reader)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn validate(dataset: &Path) -> Result<(), String> {
-    let validation = runtime()?
-        .block_on(evalgate::dataset::validate_with(
-            open(dataset)?,
-            &bench_limits(),
-        ))
+    let file = std::fs::File::open(dataset).map_err(|e| format!("{}: {e}", dataset.display()))?;
+    let validation = evalgate::dataset::validate_parallel(file, &bench_limits())
         .map_err(|e| format!("{}: {e}", dataset.display()))?;
     let doc = json!({
         "dataset": dataset.display().to_string(),
@@ -220,22 +219,6 @@ fn shard(dataset: &Path, out: Option<&Path>) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// A local file read on the calling thread, as the CLI reads them (cli/src/local.rs): no
-/// hand-off to tokio's blocking pool and no extra copy per read.
-struct LocalFile(std::fs::File);
-
-impl tokio::io::AsyncRead for LocalFile {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let n = std::io::Read::read(&mut self.0, buf.initialize_unfilled())?;
-        buf.advance(n);
-        std::task::Poll::Ready(Ok(()))
-    }
 }
 
 /// Writes an executable launcher for the Python handler: the handler's own text behind a

@@ -5,7 +5,6 @@
 
 mod cli;
 mod commands;
-mod local;
 mod progress;
 
 use std::process::ExitCode;

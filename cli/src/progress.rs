@@ -94,6 +94,16 @@ impl<R: AsyncBufRead + Unpin> AsyncBufRead for Progress<R> {
     }
 }
 
+/// The blocking form, for files read by [`evalgate::local::map_lines`].
+impl<R: std::io::Read> std::io::Read for Progress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        self.tick();
+        Ok(n)
+    }
+}
+
 /// Whether progress would be shown (standard error is a terminal).
 pub fn enabled() -> bool {
     std::io::stderr().is_terminal()

@@ -402,20 +402,34 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             }
         }
         self.line += 1;
-        let complete = len == self.buf.len() as u64;
-        if complete && self.buf.last() == Some(&b'\r') {
-            self.buf.pop();
-            len -= 1;
-        }
-        if self.line == 1 && self.buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
-            self.buf.drain(..3);
-            len -= 3;
-        }
-        if len > self.max as u64 {
-            return Ok(Some((self.line, Line::TooLong { bytes: len })));
-        }
-        Ok(Some((self.line, Line::Text(&self.buf))))
+        Ok(Some((
+            self.line,
+            classify(self.line, &self.buf, len, self.max),
+        )))
     }
+}
+
+/// A line from its first `max + 2` bytes (`head`) and its length without the `\n`: a `\r`
+/// before the `\n` and a UTF-8 BOM at the start of the file are not part of it.
+pub fn classify(number: u64, head: &[u8], len: u64, max: usize) -> Line<'_> {
+    let mut text = head;
+    let mut len = len;
+    if len == text.len() as u64
+        && let Some(stripped) = text.strip_suffix(b"\r")
+    {
+        text = stripped;
+        len -= 1;
+    }
+    if number == 1
+        && let Some(stripped) = text.strip_prefix(&[0xEF, 0xBB, 0xBF])
+    {
+        text = stripped;
+        len -= 3;
+    }
+    if len > max as u64 {
+        return Line::TooLong { bytes: len };
+    }
+    Line::Text(text)
 }
 
 /// Validates a dataset read from `reader` with the default [`Limits`].
@@ -430,137 +444,245 @@ pub async fn validate_with<R: AsyncBufRead + Unpin>(
     limits: &Limits,
 ) -> std::io::Result<Validation> {
     let mut lines = LineReader::new(reader, limits.max_line_bytes);
-    let mut planner = ShardPlanner::new(limits);
-    let mut v = Validation {
-        lines: 0,
-        bytes: 0,
-        records: 0,
-        model_identifier: None,
-        with_reference: 0,
-        with_category: 0,
-        with_metadata: 0,
-        metadata_keys: BTreeSet::new(),
-        shards: Vec::new(),
-        problems: Vec::new(),
-        problem_count: 0,
-        stopped_at_line: None,
-    };
-    let mut first_model_line = 0;
-    let push = |v: &mut Validation, problem: DatasetProblem| push_problem(v, limits, problem);
+    let mut validator = Validator::new(limits);
+    let mut read = 0;
     while let Some((number, line)) = lines.next_line().await? {
-        v.lines = number;
-        match line {
-            Line::TooLong { bytes } => push(
-                &mut v,
-                DatasetProblem::at(
-                    number,
-                    format!(
-                        "the line is {bytes} bytes, over the limit of {} bytes per record",
-                        limits.max_line_bytes
-                    ),
-                    "Shorten the prompt or the response (the judge model reads both), or leave the record out",
-                ),
-            ),
-            Line::Text(bytes) => {
-                if number == 1
-                    && (bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]))
-                {
-                    push(
-                        &mut v,
-                        DatasetProblem::at(
-                            1,
-                            "the file is UTF-16 encoded",
-                            "Save it as UTF-8 (JSON Lines must be UTF-8), e.g. with iconv -f UTF-16 -t UTF-8",
-                        ),
-                    );
-                    v.stopped_at_line = Some(1);
-                    break;
-                }
-                match parse_record(number, bytes) {
-                    Ok(None) => {}
-                    Ok(Some(record)) => {
-                        match &v.model_identifier {
-                            None => {
-                                v.model_identifier = Some(record.model_identifier.clone());
-                                first_model_line = number;
-                            }
-                            Some(first) if *first != record.model_identifier => {
-                                let problem = DatasetProblem::at(
-                                    number,
-                                    format!(
-                                        "modelIdentifier {:?} differs from {first:?} used since line {first_model_line}",
-                                        record.model_identifier
-                                    ),
-                                    "A dataset evaluates one model: use the same modelIdentifier on every line, or upload one file per model",
-                                );
-                                push(&mut v, problem);
-                            }
-                            Some(_) => {}
-                        }
-                        v.records += 1;
-                        v.with_reference += u64::from(record.reference_response.is_some());
-                        v.with_category += u64::from(record.category.is_some());
-                        if !record.metadata.is_empty() {
-                            v.with_metadata += 1;
-                            for key in record.metadata.keys() {
-                                if v.metadata_keys.len() < 50 && !v.metadata_keys.contains(key) {
-                                    v.metadata_keys.insert(key.clone());
-                                }
-                            }
-                        }
-                        if v.records <= limits.max_prompts {
-                            planner.add(number, record.bedrock_line_len() + 1);
-                        }
-                    }
-                    Err(problems) => {
-                        for problem in problems {
-                            push(&mut v, problem);
-                        }
-                    }
-                }
-            }
-        }
-        if v.problem_count >= limits.max_problems {
-            v.stopped_at_line = Some(number);
+        let checked = check_line(number, line);
+        let consumed = lines.bytes() - read;
+        read = lines.bytes();
+        if !validator.add(number, consumed, checked) {
             break;
         }
     }
-    v.bytes = lines.bytes();
-    if v.stopped_at_line.is_none() {
-        if v.lines == 0 {
-            push(
-                &mut v,
-                DatasetProblem::file(
+    Ok(validator.finish(None))
+}
+
+/// Validates a local dataset as [`validate_with`] does (same problems, same order, same
+/// shard plan), checking lines on every core: see [`crate::local::map_lines`].
+pub fn validate_parallel<R: std::io::Read + Send>(
+    reader: R,
+    limits: &Limits,
+) -> std::io::Result<Validation> {
+    use crate::local::{MapError, Piece, map_lines};
+    let max = limits.max_line_bytes;
+    let keep = max.saturating_add(2);
+    let check = |piece: Piece| -> Vec<(u64, u64, Checked)> {
+        match piece {
+            Piece::Lines { first, bytes } => {
+                let mut at = 0;
+                Piece::lines(first, &bytes)
+                    .map(|(number, raw)| {
+                        // The line and its `\n`, when it has one.
+                        let consumed = (raw.len() + 1).min(bytes.len() - at);
+                        at += consumed;
+                        let head = &raw[..raw.len().min(keep)];
+                        let line = classify(number, head, raw.len() as u64, max);
+                        (number, consumed as u64, check_line(number, line))
+                    })
+                    .collect()
+            }
+            Piece::TooLong { line, head, bytes } => {
+                let checked = check_line(line, classify(line, &head, bytes, max));
+                vec![(line, bytes + 1, checked)]
+            }
+        }
+    };
+    let mut validator = Validator::new(limits);
+    let sink = |checked: Vec<(u64, u64, Checked)>| {
+        for (number, consumed, checked) in checked {
+            if !validator.add(number, consumed, checked) {
+                return Err(());
+            }
+        }
+        Ok(())
+    };
+    let read = match map_lines(reader, keep, check, sink) {
+        Ok(read) => Some(read),
+        // Validation stopped early: the validator counted the bytes it read.
+        Err(MapError::Sink(())) => None,
+        Err(MapError::Io { source, .. }) => return Err(source),
+    };
+    Ok(validator.finish(read))
+}
+
+/// One line as far as it can be checked alone: the costly part of validation, which can
+/// run on any thread. [`Validator`] adds what needs the lines before it.
+#[derive(Debug)]
+pub enum Checked {
+    Blank,
+    TooLong {
+        bytes: u64,
+    },
+    Utf16,
+    Record {
+        record: Record,
+        bedrock_bytes: usize,
+    },
+    Problems(Vec<DatasetProblem>),
+}
+
+/// Checks one line on its own.
+pub fn check_line(number: u64, line: Line<'_>) -> Checked {
+    let bytes = match line {
+        Line::TooLong { bytes } => return Checked::TooLong { bytes },
+        Line::Text(bytes) => bytes,
+    };
+    if number == 1 && (bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF])) {
+        return Checked::Utf16;
+    }
+    match parse_record(number, bytes) {
+        Ok(None) => Checked::Blank,
+        Ok(Some(record)) => Checked::Record {
+            bedrock_bytes: record.bedrock_line_len() + 1,
+            record,
+        },
+        Err(problems) => Checked::Problems(problems),
+    }
+}
+
+/// Folds checked lines, in the file's order, into a [`Validation`].
+struct Validator<'l> {
+    limits: &'l Limits,
+    planner: ShardPlanner,
+    v: Validation,
+    first_model_line: u64,
+}
+
+impl<'l> Validator<'l> {
+    fn new(limits: &'l Limits) -> Self {
+        Validator {
+            limits,
+            planner: ShardPlanner::new(limits),
+            v: Validation {
+                lines: 0,
+                bytes: 0,
+                records: 0,
+                model_identifier: None,
+                with_reference: 0,
+                with_category: 0,
+                with_metadata: 0,
+                metadata_keys: BTreeSet::new(),
+                shards: Vec::new(),
+                problems: Vec::new(),
+                problem_count: 0,
+                stopped_at_line: None,
+            },
+            first_model_line: 0,
+        }
+    }
+
+    fn push(&mut self, problem: DatasetProblem) {
+        push_problem(&mut self.v, self.limits, problem);
+    }
+
+    /// Adds line `number` (`consumed` bytes of the file); false when validation stops here.
+    fn add(&mut self, number: u64, consumed: u64, checked: Checked) -> bool {
+        let limits = self.limits;
+        self.v.lines = number;
+        self.v.bytes += consumed;
+        match checked {
+            Checked::Blank => {}
+            Checked::TooLong { bytes } => self.push(DatasetProblem::at(
+                number,
+                format!(
+                    "the line is {bytes} bytes, over the limit of {} bytes per record",
+                    limits.max_line_bytes
+                ),
+                "Shorten the prompt or the response (the judge model reads both), or leave the record out",
+            )),
+            Checked::Utf16 => {
+                self.push(DatasetProblem::at(
+                    1,
+                    "the file is UTF-16 encoded",
+                    "Save it as UTF-8 (JSON Lines must be UTF-8), e.g. with iconv -f UTF-16 -t UTF-8",
+                ));
+                self.v.stopped_at_line = Some(1);
+                return false;
+            }
+            Checked::Problems(problems) => {
+                for problem in problems {
+                    self.push(problem);
+                }
+            }
+            Checked::Record {
+                record,
+                bedrock_bytes,
+            } => {
+                match &self.v.model_identifier {
+                    None => {
+                        self.v.model_identifier = Some(record.model_identifier.clone());
+                        self.first_model_line = number;
+                    }
+                    Some(first) if *first != record.model_identifier => {
+                        let problem = DatasetProblem::at(
+                            number,
+                            format!(
+                                "modelIdentifier {:?} differs from {first:?} used since line {}",
+                                record.model_identifier, self.first_model_line
+                            ),
+                            "A dataset evaluates one model: use the same modelIdentifier on every line, or upload one file per model",
+                        );
+                        self.push(problem);
+                    }
+                    Some(_) => {}
+                }
+                let v = &mut self.v;
+                v.records += 1;
+                v.with_reference += u64::from(record.reference_response.is_some());
+                v.with_category += u64::from(record.category.is_some());
+                if !record.metadata.is_empty() {
+                    v.with_metadata += 1;
+                    for key in record.metadata.keys() {
+                        if v.metadata_keys.len() < 50 && !v.metadata_keys.contains(key) {
+                            v.metadata_keys.insert(key.clone());
+                        }
+                    }
+                }
+                if v.records <= limits.max_prompts {
+                    self.planner.add(number, bedrock_bytes);
+                }
+            }
+        }
+        if self.v.problem_count >= limits.max_problems {
+            self.v.stopped_at_line = Some(number);
+            return false;
+        }
+        true
+    }
+
+    /// The validation; `read`: the file's size when every line was added.
+    fn finish(mut self, read: Option<u64>) -> Validation {
+        if let Some(read) = read {
+            self.v.bytes = read;
+        }
+        let limits = self.limits;
+        if self.v.stopped_at_line.is_none() {
+            if self.v.lines == 0 {
+                self.push(DatasetProblem::file(
                     "the dataset is empty (0 bytes)",
                     "Upload a JSON Lines file with one record per line: {\"prompt\": ..., \"modelResponses\": [{\"response\": ..., \"modelIdentifier\": ...}]}",
-                ),
-            );
-        } else if v.records == 0 && v.problem_count == 0 {
-            let lines = v.lines;
-            push(
-                &mut v,
-                DatasetProblem::file(
+                ));
+            } else if self.v.records == 0 && self.v.problem_count == 0 {
+                let lines = self.v.lines;
+                self.push(DatasetProblem::file(
                     format!("the dataset has {lines} lines but no records: every line is blank"),
                     "Write one JSON record per line; blank lines are ignored",
-                ),
-            );
-        }
-        if v.records > limits.max_prompts {
-            let records = v.records;
-            push(
-                &mut v,
-                DatasetProblem::file(
+                ));
+            }
+            if self.v.records > limits.max_prompts {
+                let records = self.v.records;
+                self.push(DatasetProblem::file(
                     format!(
                         "the dataset has {records} records; one upload accepts at most {}",
                         limits.max_prompts
                     ),
                     "Split it into several files (each is evaluated separately) or sample it",
-                ),
-            );
+                ));
+            }
         }
+        self.v.shards = self.planner.into_plan();
+        self.v
     }
-    v.shards = planner.into_plan();
-    Ok(v)
 }
 
 fn push_problem(v: &mut Validation, limits: &Limits, problem: DatasetProblem) {
@@ -1821,5 +1943,64 @@ mod tests {
             sharder.next_shard().await,
             Err(ShardError::Changed(_))
         ));
+    }
+
+    /// `validate_with` and `validate_parallel` on the same bytes.
+    async fn both_ways(text: &[u8], limits: &Limits) -> (Validation, Validation) {
+        let streamed = validate_with(text, limits).await.unwrap();
+        let parallel = validate_parallel(std::io::Cursor::new(text.to_vec()), limits).unwrap();
+        (streamed, parallel)
+    }
+
+    #[tokio::test]
+    async fn validating_on_every_core_finds_what_streaming_finds() {
+        let corpus =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/malformed");
+        let mut files = 0;
+        for entry in std::fs::read_dir(&corpus).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "jsonl") {
+                let text = std::fs::read(&path).unwrap();
+                let (streamed, parallel) = both_ways(&text, &Limits::default()).await;
+                assert_eq!(streamed, parallel, "{}", path.display());
+                files += 1;
+            }
+        }
+        assert!(files >= 25, "{files} corpus files");
+
+        // Several chunks: BOM and CRLF, blank lines, bad and too-long lines, a second model.
+        let long = format!("{}\n", line(&"x".repeat(5000)));
+        let mut text = String::from("\u{feff}");
+        for i in 0..15_000 {
+            text.push_str(&match i % 500 {
+                7 => "{oops\n".to_owned(),
+                8 => "\r\n".to_owned(),
+                9 => long.clone(),
+                10 => line(&format!("p{i}")).replace("m-1", "m-2") + "\n",
+                _ => line(&format!("prompt {i}")) + "\r\n",
+            });
+        }
+        text.push_str(&line("last, without a newline"));
+        assert!(text.len() > 2 * crate::local::CHUNK);
+        let limits = Limits {
+            max_line_bytes: 4000,
+            max_prompts_per_shard: 1000,
+            ..Limits::default()
+        };
+        let (streamed, parallel) = both_ways(text.as_bytes(), &limits).await;
+        assert_eq!(streamed.problem_count, 90, "{:?}", streamed.problems);
+        assert_eq!(streamed.shards.len(), 15);
+        assert_eq!(streamed.bytes, text.len() as u64);
+        assert_eq!(streamed, parallel);
+
+        // Stopping early at the problem limit: same line, same bytes.
+        let limits = Limits {
+            max_problems: 20,
+            ..limits
+        };
+        let (streamed, parallel) = both_ways(text.as_bytes(), &limits).await;
+        assert!(streamed.stopped_at_line.is_some());
+        assert!(streamed.bytes < text.len() as u64);
+        assert_eq!(streamed, parallel);
     }
 }

@@ -24,6 +24,7 @@ pub mod gate;
 pub mod gating;
 pub mod layout;
 pub mod ledger;
+pub mod local;
 pub mod metadata;
 pub mod notify;
 pub mod policy;

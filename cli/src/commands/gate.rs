@@ -11,7 +11,7 @@ use evalgate::gate::{self, Baseline, Inputs, Locations};
 use evalgate::gating::aggregate_config;
 use evalgate::layout::parse_s3_uri;
 use evalgate::policy::{Policy, policy_hash};
-use evalgate::results::{LineReader, read_results};
+use evalgate::results::{LineReader, ResultRecord, read_results, read_results_parallel};
 use evalgate::store::s3::S3Store;
 use evalgate::store::{ByteReader, ObjectStore};
 use evalgate::verdict::{BaselineInfo, GateStatus, Outcome, Verdict, fmt_num, fmt_pct};
@@ -128,7 +128,7 @@ fn walk(dir: &Path, suffix: &str, found: &mut Vec<PathBuf>) -> Result<(), CliErr
 async fn open(source: &Source, s3: &mut S3) -> Result<ByteReader, CliError> {
     match source {
         Source::File(path) => {
-            let (reader, size) = crate::local::open(path).map_err(read_error(path))?;
+            let (reader, size) = evalgate::local::open(path).map_err(read_error(path))?;
             Ok(Box::pin(Progress::new(
                 reader,
                 format!("reading {}", path.display()),
@@ -212,12 +212,18 @@ pub async fn run(args: GateArgs) -> Result<Exit, CliError> {
     let mut aggregator = Aggregator::new(aggregate_config(&policy, include_prompt_text, collect));
     for source in sources(&args.results, "_output.jsonl", &mut s3).await? {
         let uri = source.uri();
-        let reader = open(&source, &mut s3).await?;
-        read_results(reader, &uri, |record| {
-            aggregator.add(record).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| CliError::Input(e.to_string()))?;
+        let add = |record: &ResultRecord<'_>| aggregator.add(record).map_err(|e| e.to_string());
+        let read = match &source {
+            // Local files are parsed on every core; S3 objects stream as check-gates reads them.
+            Source::File(path) => {
+                let file = std::fs::File::open(path).map_err(read_error(path))?;
+                let size = file.metadata().ok().map(|m| m.len());
+                let reader = Progress::new(file, format!("reading {}", path.display()), size);
+                read_results_parallel(reader, &uri, add)
+            }
+            Source::S3 { .. } => read_results(open(&source, &mut s3).await?, &uri, add).await,
+        };
+        read.map_err(|e| CliError::Input(e.to_string()))?;
     }
     let aggregates = aggregator.finish();
     if aggregates.prompts == 0 {
