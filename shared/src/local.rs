@@ -214,28 +214,16 @@ fn read_pieces<R: Read>(
         // Whole lines go out once a chunk's worth is buffered; the partial last line stays.
         let mut end = memchr::memrchr(b'\n', &buf).map_or(0, |i| i + 1);
         if end >= CHUNK {
-            let rest = buf[end..].to_vec();
-            buf.truncate(end);
-            let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
-            let bytes = std::mem::replace(&mut buf, rest);
-            if emit(Piece::Lines { first: line, bytes }).is_none() {
+            if send_lines(&mut buf, end, &mut line, &mut emit).is_none() {
                 return Ok(total);
             }
-            line += lines;
             end = 0;
         }
         let partial = buf.len() - end;
         if partial > keep {
             // A line too long to hold: send what comes before it, then skip to its end.
-            if end > 0 {
-                let rest = buf[end..].to_vec();
-                buf.truncate(end);
-                let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
-                let bytes = std::mem::replace(&mut buf, rest);
-                if emit(Piece::Lines { first: line, bytes }).is_none() {
-                    return Ok(total);
-                }
-                line += lines;
+            if end > 0 && send_lines(&mut buf, end, &mut line, &mut emit).is_none() {
+                return Ok(total);
             }
             let head = buf[..keep].to_vec();
             let mut bytes = buf.len() as u64;
@@ -266,6 +254,26 @@ fn read_pieces<R: Read>(
             line += 1;
         }
     }
+}
+
+/// Emits the whole lines `buf[..end]` as a piece numbered from `*line`, keeps the rest in
+/// `buf`, and moves `*line` past them.
+fn send_lines(
+    buf: &mut Vec<u8>,
+    end: usize,
+    line: &mut u64,
+    emit: &mut impl FnMut(Piece) -> Option<()>,
+) -> Option<()> {
+    let rest = buf[end..].to_vec();
+    buf.truncate(end);
+    let lines = memchr::memchr_iter(b'\n', buf).count() as u64;
+    let bytes = std::mem::replace(buf, rest);
+    emit(Piece::Lines {
+        first: *line,
+        bytes,
+    })?;
+    *line += lines;
+    Some(())
 }
 
 #[cfg(test)]
