@@ -266,7 +266,6 @@ pub struct Aggregates {
 pub struct Aggregator {
     config: AggregateConfig,
     metrics: Vec<MetricAcc>,
-    index: HashMap<String, usize>,
     prompts: u64,
     missing: u64,
     category_ids: HashMap<String, usize>,
@@ -282,7 +281,6 @@ impl Aggregator {
     pub fn new(config: AggregateConfig) -> Self {
         let mut aggregator = Aggregator {
             metrics: Vec::new(),
-            index: HashMap::new(),
             prompts: 0,
             missing: 0,
             category_ids: HashMap::new(),
@@ -304,11 +302,10 @@ impl Aggregator {
     }
 
     fn add_metric(&mut self, setup: MetricSetup) -> usize {
-        if let Some(i) = self.index.get(&setup.name) {
-            return *i;
+        if let Some(i) = self.find_metric(&setup.name) {
+            return i;
         }
         let i = self.metrics.len();
-        self.index.insert(setup.name.clone(), i);
         if let Some(scores) = &mut self.scores {
             scores.metrics.push(setup.name.clone());
         }
@@ -326,9 +323,15 @@ impl Aggregator {
         i
     }
 
+    /// A scan of at most [`MAX_METRICS`] names: hashing each of a record's metric names
+    /// took longer (SipHash).
+    fn find_metric(&self, name: &str) -> Option<usize> {
+        self.metrics.iter().position(|m| m.setup.name == name)
+    }
+
     fn metric_id(&mut self, name: &str) -> Result<usize, AggregateError> {
-        if let Some(i) = self.index.get(name) {
-            return Ok(*i);
+        if let Some(i) = self.find_metric(name) {
+            return Ok(i);
         }
         if self.metrics.len() >= MAX_METRICS {
             return Err(AggregateError::TooManyMetrics(name.to_owned()));

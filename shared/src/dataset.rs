@@ -466,11 +466,11 @@ pub fn validate_parallel<R: std::io::Read + Send>(
     use crate::local::{MapError, Piece, map_lines};
     let max = limits.max_line_bytes;
     let keep = max.saturating_add(2);
-    let check = |piece: Piece| -> Vec<(u64, u64, Checked)> {
+    let check = |piece: &Piece| -> Vec<(u64, u64, Checked)> {
         match piece {
             Piece::Lines { first, bytes } => {
                 let mut at = 0;
-                Piece::lines(first, &bytes)
+                Piece::lines(*first, bytes)
                     .map(|(number, raw)| {
                         // The line and its `\n`, when it has one.
                         let consumed = (raw.len() + 1).min(bytes.len() - at);
@@ -482,8 +482,8 @@ pub fn validate_parallel<R: std::io::Read + Send>(
                     .collect()
             }
             Piece::TooLong { line, head, bytes } => {
-                let checked = check_line(line, classify(line, &head, bytes, max));
-                vec![(line, bytes + 1, checked)]
+                let checked = check_line(*line, classify(*line, head, *bytes, max));
+                vec![(*line, bytes + 1, checked)]
             }
         }
     };

@@ -1,0 +1,553 @@
+//! A hand-written reader for results lines of the usual shape, tried before serde_json.
+//!
+//! Profiling `evalgate gate` put half its time in serde_json walking the long strings of
+//! every line (prompt, reference, responses, explanations) byte by byte. This reader finds
+//! the end of a string with `memchr` (SIMD), and checks the line once up front for the
+//! control bytes that JSON forbids inside strings, instead of at every byte.
+//!
+//! It answers only when the line is plain, valid JSON of the expected shape, and then gives
+//! exactly what [`super::parse_line`]'s serde path gives; anything else (an error, a
+//! duplicate key, an escaped key, a surrogate escape, a raw tab, deep nesting, an unusual
+//! number) is `None`, and the caller parses the line with serde_json, which either reads it
+//! or explains what is wrong. The tests compare the two on every kind of line.
+
+use std::borrow::Cow;
+
+use super::{LenientNumber, ResultRecord, Score};
+
+/// Deeper nesting inside ignored values is left to serde_json.
+const MAX_DEPTH: u32 = 64;
+
+/// The record on `text`, when the line is of the usual shape.
+pub(super) fn parse(text: &str) -> Option<ResultRecord<'_>> {
+    if has_control_byte(text.as_bytes()) {
+        return None;
+    }
+    let mut s = Scanner { text, at: 0 };
+    let (mut scores, mut input) = (None, None);
+    s.object(|s, key| {
+        match key {
+            "automatedEvaluationResult" if scores.is_none() => scores = Some(s.automated()?),
+            "inputRecord" if input.is_none() => input = Some(s.input()?),
+            "automatedEvaluationResult" | "inputRecord" => return None,
+            _ => s.skip(0)?,
+        }
+        Some(())
+    })?;
+    s.whitespace();
+    if s.at != text.len() {
+        return None;
+    }
+    let (prompt, category) = input?;
+    let prompt = prompt?;
+    Some(ResultRecord {
+        prompt_hash: crate::layout::prompt_hash(&prompt),
+        prompt,
+        category: category.filter(|c: &Cow<'_, str>| !c.trim().is_empty()),
+        scores: scores?,
+    })
+}
+
+/// Any byte below 0x20: invalid inside a JSON string, rare between tokens (tabs). Written
+/// as a branch-free fold so that it compiles to vector instructions.
+fn has_control_byte(bytes: &[u8]) -> bool {
+    bytes
+        .chunks(64)
+        .any(|c| c.iter().fold(0u8, |acc, &b| acc | u8::from(b < 0x20)) != 0)
+}
+
+type Input<'a> = (Option<Cow<'a, str>>, Option<Cow<'a, str>>);
+
+struct Scanner<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes().get(self.at).copied()
+    }
+
+    fn whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// Skips whitespace and consumes `byte`.
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        self.whitespace();
+        (self.peek() == Some(byte)).then(|| self.at += 1)
+    }
+
+    /// Skips whitespace and consumes `byte` if it is next.
+    fn eat_if(&mut self, byte: u8) -> bool {
+        self.eat(byte).is_some()
+    }
+
+    /// `{ "key": value, ... }`, calling `field` with the scanner before each value.
+    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        if self.eat_if(b'}') {
+            return Some(());
+        }
+        loop {
+            self.eat(b'"')?;
+            let key = self.key()?;
+            self.eat(b':')?;
+            self.whitespace();
+            field(self, key)?;
+            if self.eat_if(b'}') {
+                return Some(());
+            }
+            self.eat(b',')?;
+        }
+    }
+
+    /// `[ value, ... ]`, calling `element` with the scanner before each value.
+    fn array(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.eat(b'[')?;
+        if self.eat_if(b']') {
+            return Some(());
+        }
+        loop {
+            self.whitespace();
+            element(self)?;
+            if self.eat_if(b']') {
+                return Some(());
+            }
+            self.eat(b',')?;
+        }
+    }
+
+    /// A key after its opening quote; escaped keys are left to serde_json.
+    fn key(&mut self) -> Option<&'a str> {
+        let rest = &self.bytes()[self.at..];
+        let end = memchr::memchr2(b'"', b'\\', rest)?;
+        if rest[end] != b'"' {
+            return None;
+        }
+        let key = self.text.get(self.at..self.at + end)?;
+        self.at += end + 1;
+        Some(key)
+    }
+
+    /// A string value: borrowed when it has no escapes.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let mut owned: Option<String> = None;
+        loop {
+            let rest = &self.bytes()[self.at..];
+            let end = memchr::memchr2(b'"', b'\\', rest)?;
+            // Both bytes are ASCII, so `start..` and `at..at + end` split on char boundaries.
+            let piece = self.text.get(self.at..self.at + end)?;
+            self.at += end + 1;
+            if rest[end] == b'"' {
+                return Some(match owned {
+                    None => Cow::Borrowed(self.text.get(start..self.at - 1)?),
+                    Some(mut text) => {
+                        text.push_str(piece);
+                        Cow::Owned(text)
+                    }
+                });
+            }
+            let text = owned.get_or_insert_with(|| String::with_capacity(rest.len().min(4096)));
+            text.push_str(piece);
+            text.push(self.escape()?);
+        }
+    }
+
+    /// The character of an escape, after its backslash. Surrogates (`\ud83d`) are left to
+    /// serde_json, which checks their pairing.
+    fn escape(&mut self) -> Option<char> {
+        let b = self.peek()?;
+        self.at += 1;
+        Some(match b {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hex = self.text.get(self.at..self.at + 4)?;
+                if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
+                    return None;
+                }
+                self.at += 4;
+                char::from_u32(u32::from_str_radix(hex, 16).ok()?)?
+            }
+            _ => return None,
+        })
+    }
+
+    /// A string value that is not kept: escapes are checked, nothing is copied.
+    fn skip_string(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        loop {
+            let rest = &self.bytes()[self.at..];
+            let end = memchr::memchr2(b'"', b'\\', rest)?;
+            self.at += end + 1;
+            if rest[end] == b'"' {
+                return Some(());
+            }
+            self.escape()?;
+        }
+    }
+
+    /// `null` → `None`, a string → `Some`.
+    fn nullable_string(&mut self) -> Option<Option<Cow<'a, str>>> {
+        if self.bytes()[self.at..].starts_with(b"null") {
+            self.at += 4;
+            return Some(None);
+        }
+        self.string().map(Some)
+    }
+
+    /// Any JSON value, checked and passed over.
+    fn skip(&mut self, depth: u32) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.whitespace();
+        match self.peek()? {
+            b'"' => self.skip_string(),
+            b'{' => self.object(|s, _| s.skip(depth + 1)),
+            b'[' => self.array(|s| s.skip(depth + 1)),
+            b'-' | b'0'..=b'9' => self.number().map(drop),
+            _ => {
+                let rest = &self.bytes()[self.at..];
+                let word = [&b"true"[..], b"false", b"null"]
+                    .into_iter()
+                    .find(|w| rest.starts_with(w))?;
+                self.at += word.len();
+                Some(())
+            }
+        }
+    }
+
+    /// A number in JSON's grammar: its text, and whether it is "simple": at most 15 digits
+    /// and no exponent, so that `str::parse` and serde_json agree on its value exactly.
+    fn number(&mut self) -> Option<(&'a str, bool)> {
+        let start = self.at;
+        let b = self.bytes();
+        let digits = |at: &mut usize| {
+            let from = *at;
+            while b.get(*at).is_some_and(u8::is_ascii_digit) {
+                *at += 1;
+            }
+            *at - from
+        };
+        let mut at = self.at;
+        let negative = b.get(at) == Some(&b'-');
+        at += usize::from(negative);
+        let leading_zero = b.get(at) == Some(&b'0');
+        let whole = digits(&mut at);
+        if whole == 0 || (leading_zero && whole > 1) {
+            return None;
+        }
+        let mut fraction = None;
+        if b.get(at) == Some(&b'.') {
+            at += 1;
+            fraction = Some(digits(&mut at)).filter(|&n| n > 0);
+            fraction?;
+        }
+        let mut exponent = false;
+        if let Some(b'e' | b'E') = b.get(at) {
+            at += 1;
+            if let Some(b'+' | b'-') = b.get(at) {
+                at += 1;
+            }
+            if digits(&mut at) == 0 {
+                return None;
+            }
+            exponent = true;
+        }
+        self.at = at;
+        // serde_json reads `-0` as the integer 0, `str::parse` as -0.0.
+        let integer_sign = negative && fraction.is_none();
+        let simple = !exponent && !integer_sign && whole + fraction.unwrap_or(0) <= 15;
+        Some((self.text.get(start..at)?, simple))
+    }
+
+    /// A score's `result`: a number, or not scored (null, or any other value).
+    fn result(&mut self) -> Option<Option<f64>> {
+        match self.peek()? {
+            b'-' | b'0'..=b'9' => {
+                let (text, simple) = self.number()?;
+                if simple {
+                    text.parse::<f64>().ok().map(Some)
+                } else {
+                    serde_json::from_str::<LenientNumber>(text)
+                        .ok()
+                        .map(|n| n.0)
+                }
+            }
+            // serde_json checks a string's escapes before calling it "not a number".
+            b'"' => self.string().map(|_| None),
+            _ => self.skip(1).map(|()| None),
+        }
+    }
+
+    /// `automatedEvaluationResult`: its scores.
+    fn automated(&mut self) -> Option<Vec<Score<'a>>> {
+        let mut scores = None;
+        self.object(|s, key| match key {
+            "scores" if scores.is_none() => {
+                let mut list = Vec::new();
+                s.array(|s| {
+                    list.push(s.score()?);
+                    Some(())
+                })?;
+                scores = Some(list);
+                Some(())
+            }
+            "scores" => None,
+            _ => s.skip(1),
+        })?;
+        Some(scores.unwrap_or_default())
+    }
+
+    fn score(&mut self) -> Option<Score<'a>> {
+        let (mut metric, mut value, mut explanation) = (None, None, None);
+        self.object(|s, key| match key {
+            "metricName" if metric.is_none() => {
+                metric = Some(s.string()?);
+                Some(())
+            }
+            "result" if value.is_none() => {
+                value = Some(s.result()?);
+                Some(())
+            }
+            "evaluatorDetails" if explanation.is_none() => {
+                explanation = Some(s.first_explanation()?);
+                Some(())
+            }
+            "metricName" | "result" | "evaluatorDetails" => None,
+            _ => s.skip(2),
+        })?;
+        Some(Score {
+            metric: metric?,
+            value: value.flatten(),
+            explanation: explanation.flatten(),
+        })
+    }
+
+    /// The first non-blank explanation of `evaluatorDetails`.
+    fn first_explanation(&mut self) -> Option<Option<Cow<'a, str>>> {
+        let mut first = None;
+        self.array(|s| {
+            let mut seen = false;
+            s.object(|s, key| match key {
+                "explanation" if !seen => {
+                    seen = true;
+                    let text = s.nullable_string()?;
+                    if first.is_none() {
+                        first = text.filter(|t| !t.trim().is_empty());
+                    }
+                    Some(())
+                }
+                "explanation" => None,
+                _ => s.skip(3),
+            })
+        })?;
+        Some(first)
+    }
+
+    /// `inputRecord`: the prompt and the category.
+    fn input(&mut self) -> Option<Input<'a>> {
+        let (mut prompt, mut category) = (None, None);
+        self.object(|s, key| match key {
+            "prompt" if prompt.is_none() => {
+                prompt = Some(s.nullable_string()?);
+                Some(())
+            }
+            "category" if category.is_none() => {
+                category = Some(s.nullable_string()?);
+                Some(())
+            }
+            "prompt" | "category" => None,
+            _ => s.skip(1),
+        })?;
+        Some((prompt.flatten(), category.flatten()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse_with_serde;
+    use super::*;
+
+    /// A realistic line: escapes, non-ASCII text, nulls, unknown keys of every JSON type.
+    const LINE: &str = r#"{"automatedEvaluationResult":{"scores":[{"metricName":"Builtin.Correctness","result":0.75,"evaluatorDetails":[{"modelIdentifier":"amazon.nova-pro-v1:0","explanation":"Mostly \"right\"; caf\u00e9 ok — über."}]},{"metricName":"brand_voice","result":null,"evaluatorDetails":[{"explanation":""},{"explanation":"Second.\nLine two\t\u0041\/"}]},{"metricName":"Builtin.Harmfulness","result":0,"evaluatorDetails":[]},{"metricName":"m4","result":1.0}],"extra":{"a":[1,-2.5e3,true,false,null,{}],"b":[]}},"inputRecord":{"prompt":"Context:\nSubscriptions renew.\n\nQ: \"Why?\" ¿Qué?","referenceResponse":"4","category":"Billing","modelResponses":[{"response":"4","modelIdentifier":"app"}]},"modelResponses":[{"response":"4\\n","modelIdentifier":"app"}]}"#;
+
+    /// `scan` must either step aside or give exactly what serde_json gives.
+    fn agrees(line: &str) -> Option<ResultRecord<'_>> {
+        let scanned = parse(line)?;
+        match parse_with_serde(line) {
+            Ok(reference) => assert_eq!(scanned, reference, "{line}"),
+            Err(e) => panic!("scan read a line serde_json rejects ({e}): {line}"),
+        }
+        Some(scanned)
+    }
+
+    #[test]
+    fn reads_the_usual_line_as_serde_does() {
+        let r = agrees(LINE).expect("the usual line is scanned");
+        assert_eq!(r.scores.len(), 4);
+        assert_eq!(
+            r.scores[0].explanation.as_deref(),
+            Some("Mostly \"right\"; café ok — über.")
+        );
+        assert_eq!(
+            r.scores[1].explanation.as_deref(),
+            Some("Second.\nLine two\tA/")
+        );
+        assert_eq!(r.scores[2].value, Some(0.0));
+        assert_eq!(r.scores[3].explanation, None);
+        assert_eq!(r.category.as_deref(), Some("Billing"));
+        assert!(
+            matches!(r.category, Some(Cow::Borrowed(_))),
+            "no escapes: borrowed"
+        );
+        assert_eq!(
+            r.prompt,
+            "Context:\nSubscriptions renew.\n\nQ: \"Why?\" ¿Qué?"
+        );
+    }
+
+    #[test]
+    fn lines_of_other_shapes_are_read_by_serde() {
+        let cases = [
+            // Errors, which serde_json explains.
+            "",
+            "{",
+            "[]",
+            "null",
+            r#"{"inputRecord":{"prompt":"p"}}"#,
+            r#"{"automatedEvaluationResult":{"scores":[]}}"#,
+            r#"{"automatedEvaluationResult":null,"inputRecord":{"prompt":"p"}}"#,
+            r#"{"automatedEvaluationResult":{"scores":null},"inputRecord":{"prompt":"p"}}"#,
+            r#"{"automatedEvaluationResult":{"scores":[{"result":1}]},"inputRecord":{"prompt":"p"}}"#,
+            r#"{"automatedEvaluationResult":{"scores":[{"metricName":"m","evaluatorDetails":null}]},"inputRecord":{"prompt":"p"}}"#,
+            r#"{"automatedEvaluationResult":{"scores":[]},"inputRecord":{"prompt":null}}"#,
+            r#"{"automatedEvaluationResult":{"scores":[]},"inputRecord":{"prompt":"p"}} x"#,
+            r#"{"automatedEvaluationResult":{"scores":[]},"inputRecord":{"prompt":"p","x":01}}"#,
+            r#"{"automatedEvaluationResult":{"scores":[]},"inputRecord":{"prompt":"p","x":[1,]}}"#,
+            r#"{"automatedEvaluationResult":{"scores":[]},"inputRecord":{"prompt":"\q"}}"#,
+            // Duplicate keys: serde_json rejects them where it reads the field.
+            r#"{"automatedEvaluationResult":{"scores":[]},"inputRecord":{"prompt":"p","prompt":"q"}}"#,
+            r#"{"automatedEvaluationResult":{"scores":[{"metricName":"m","result":1,"result":2}]},"inputRecord":{"prompt":"p"}}"#,
+            // Valid, but unusual: escaped keys, surrogates, raw tabs, odd numbers, deep values.
+            r#"{"automatedEvaluationResult":{"scores":[]},"inputRecord":{"pr\u006fmpt":"p"}}"#,
+            r#"{"automatedEvaluationResult":{"scores":[]},"inputRecord":{"prompt":"\ud83d\ude00"}}"#,
+            r#"{"automatedEvaluationResult":{"scores":[]},"inputRecord":{"prompt":"\ud83d"}}"#,
+            "{\"automatedEvaluationResult\":{\"scores\":[]},\t\"inputRecord\":{\"prompt\":\"p\"}}",
+            r#"{"automatedEvaluationResult":{"scores":[{"metricName":"m","result":1e400}]},"inputRecord":{"prompt":"p"}}"#,
+            r#"{"automatedEvaluationResult":{"scores":[{"metricName":"m","result":"\ud800"}]},"inputRecord":{"prompt":"p"}}"#,
+            r#"[{"scores":[]},{"prompt":"p"}]"#,
+        ];
+        for line in cases {
+            assert!(parse(line).is_none(), "left to serde_json: {line}");
+        }
+        let deep = format!(
+            r#"{{"automatedEvaluationResult":{{"scores":[]}},"inputRecord":{{"prompt":"p","x":{}{}}}}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert!(parse(&deep).is_none());
+        assert!(parse_with_serde(&deep).is_ok());
+    }
+
+    #[test]
+    fn numbers_have_serde_json_values() {
+        let numbers = [
+            "0",
+            "1",
+            "0.0",
+            "1.0",
+            "0.25",
+            "0.75",
+            "0.1",
+            "0.3",
+            "-0.5",
+            "-0.0",
+            "-0",
+            "-5",
+            "123456789012345",
+            "1234567890123456",
+            "0.123456789012345",
+            "0.1234567890123456789",
+            "12345678901234567890123",
+            "1e2",
+            "1E-2",
+            "2.5e+1",
+            "1e308",
+            "1e-400",
+            "-1e400",
+            "true",
+            "\"0.5\"",
+            "[0.5]",
+            "{\"x\":1}",
+            "null",
+        ];
+        let mut left = Vec::new();
+        for n in numbers {
+            let line = format!(
+                r#"{{"automatedEvaluationResult":{{"scores":[{{"metricName":"m","result":{n}}}]}},"inputRecord":{{"prompt":"p"}}}}"#
+            );
+            if agrees(&line).is_none() {
+                left.push(n);
+            }
+        }
+        // Only what serde_json rejects (out of range) is left to it.
+        assert_eq!(left, ["-1e400"]);
+        // Values of many digits, in every form the scanner reads itself.
+        for i in 0..2000u64 {
+            let x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 14;
+            for text in [
+                format!("{x}"),
+                format!("0.{x}"),
+                format!("{}.{}", x % 1000, x),
+            ] {
+                let line = format!(
+                    r#"{{"automatedEvaluationResult":{{"scores":[{{"metricName":"m","result":{text}}}]}},"inputRecord":{{"prompt":"p"}}}}"#
+                );
+                agrees(&line);
+            }
+        }
+    }
+
+    #[test]
+    fn every_small_corruption_is_read_as_serde_reads_it() {
+        // Each one-byte deletion and insertion of a JSON-significant byte, everywhere in the
+        // line: the scanner never reads a line serde_json rejects, nor reads one differently.
+        let mut scanned = 0;
+        let mut tried = 0;
+        for at in (0..=LINE.len()).filter(|&i| LINE.is_char_boundary(i)) {
+            let mut variants = Vec::new();
+            if at < LINE.len() {
+                let next = LINE[at..].chars().next().map_or(1, char::len_utf8);
+                variants.push(format!("{}{}", &LINE[..at], &LINE[at + next..]));
+            }
+            for b in [
+                "\"", "\\", "{", "}", "[", "]", ",", ":", "0", "-", ".", "e", " ", "n", "u",
+            ] {
+                variants.push(format!("{}{b}{}", &LINE[..at], &LINE[at..]));
+            }
+            for line in &variants {
+                tried += 1;
+                scanned += usize::from(agrees(line).is_some());
+            }
+        }
+        // Not vacuous: most changes inside strings leave a line that both read.
+        assert!(scanned > tried / 10, "{scanned} of {tried}");
+    }
+}
