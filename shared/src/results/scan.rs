@@ -25,14 +25,10 @@ pub(super) fn parse(text: &str) -> Option<ResultRecord<'_>> {
     }
     let mut s = Scanner { text, at: 0 };
     let (mut scores, mut input) = (None, None);
-    s.object(|s, key| {
-        match key {
-            "automatedEvaluationResult" if scores.is_none() => scores = Some(s.automated()?),
-            "inputRecord" if input.is_none() => input = Some(s.input()?),
-            "automatedEvaluationResult" | "inputRecord" => return None,
-            _ => s.skip(0)?,
-        }
-        Some(())
+    s.object(|s, key| match key {
+        "automatedEvaluationResult" => once(&mut scores, s.automated()),
+        "inputRecord" => once(&mut input, s.input()),
+        _ => s.skip(0),
     })?;
     s.whitespace();
     if s.at != text.len() {
@@ -54,6 +50,16 @@ fn has_control_byte(bytes: &[u8]) -> bool {
     bytes
         .chunks(64)
         .any(|c| c.iter().fold(0u8, |acc, &b| acc | u8::from(b < 0x20)) != 0)
+}
+
+/// Keeps the value of a key met for the first time. A key met twice is left to serde_json,
+/// which rejects it.
+fn once<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
+    if slot.is_some() {
+        return None;
+    }
+    *slot = Some(value?);
+    Some(())
 }
 
 type Input<'a> = (Option<Cow<'a, str>>, Option<Cow<'a, str>>);
@@ -300,37 +306,27 @@ impl<'a> Scanner<'a> {
     fn automated(&mut self) -> Option<Vec<Score<'a>>> {
         let mut scores = None;
         self.object(|s, key| match key {
-            "scores" if scores.is_none() => {
-                let mut list = Vec::new();
-                s.array(|s| {
-                    list.push(s.score()?);
-                    Some(())
-                })?;
-                scores = Some(list);
-                Some(())
-            }
-            "scores" => None,
+            "scores" => once(&mut scores, s.scores()),
             _ => s.skip(1),
         })?;
         Some(scores.unwrap_or_default())
     }
 
+    fn scores(&mut self) -> Option<Vec<Score<'a>>> {
+        let mut list = Vec::new();
+        self.array(|s| {
+            list.push(s.score()?);
+            Some(())
+        })?;
+        Some(list)
+    }
+
     fn score(&mut self) -> Option<Score<'a>> {
         let (mut metric, mut value, mut explanation) = (None, None, None);
         self.object(|s, key| match key {
-            "metricName" if metric.is_none() => {
-                metric = Some(s.string()?);
-                Some(())
-            }
-            "result" if value.is_none() => {
-                value = Some(s.result()?);
-                Some(())
-            }
-            "evaluatorDetails" if explanation.is_none() => {
-                explanation = Some(s.first_explanation()?);
-                Some(())
-            }
-            "metricName" | "result" | "evaluatorDetails" => None,
+            "metricName" => once(&mut metric, s.string()),
+            "result" => once(&mut value, s.result()),
+            "evaluatorDetails" => once(&mut explanation, s.first_explanation()),
             _ => s.skip(2),
         })?;
         Some(Score {
@@ -344,19 +340,15 @@ impl<'a> Scanner<'a> {
     fn first_explanation(&mut self) -> Option<Option<Cow<'a, str>>> {
         let mut first = None;
         self.array(|s| {
-            let mut seen = false;
+            let mut explanation = None;
             s.object(|s, key| match key {
-                "explanation" if !seen => {
-                    seen = true;
-                    let text = s.nullable_string()?;
-                    if first.is_none() {
-                        first = text.filter(|t| !t.trim().is_empty());
-                    }
-                    Some(())
-                }
-                "explanation" => None,
+                "explanation" => once(&mut explanation, s.nullable_string()),
                 _ => s.skip(3),
-            })
+            })?;
+            if first.is_none() {
+                first = explanation.flatten().filter(|t| !t.trim().is_empty());
+            }
+            Some(())
         })?;
         Some(first)
     }
@@ -365,15 +357,8 @@ impl<'a> Scanner<'a> {
     fn input(&mut self) -> Option<Input<'a>> {
         let (mut prompt, mut category) = (None, None);
         self.object(|s, key| match key {
-            "prompt" if prompt.is_none() => {
-                prompt = Some(s.nullable_string()?);
-                Some(())
-            }
-            "category" if category.is_none() => {
-                category = Some(s.nullable_string()?);
-                Some(())
-            }
-            "prompt" | "category" => None,
+            "prompt" => once(&mut prompt, s.nullable_string()),
+            "category" => once(&mut category, s.nullable_string()),
             _ => s.skip(1),
         })?;
         Some((prompt.flatten(), category.flatten()))
