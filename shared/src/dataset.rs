@@ -492,6 +492,7 @@ pub fn validate_parallel<R: std::io::Read + Send>(
                                 .metadata_keys
                                 .retain(|k| !keys.contains(k) && keys.insert(k.clone()));
                             if facts.metadata_keys.is_empty() {
+                                // Its allocation is freed here, not on the folding thread.
                                 facts.metadata_keys = Vec::new();
                             }
                         }
@@ -551,10 +552,10 @@ pub struct Facts {
 }
 
 impl Facts {
-    fn of(record: Record, model_identifier: Arc<str>) -> Facts {
+    fn of(record: Record) -> Facts {
         Facts {
             bedrock_bytes: record.bedrock_line_len() + 1,
-            model_identifier,
+            model_identifier: Arc::from(record.model_identifier),
             reference: record.reference_response.is_some(),
             category: record.category.is_some(),
             metadata: !record.metadata.is_empty(),
@@ -574,10 +575,7 @@ pub fn check_line(number: u64, line: Line<'_>) -> Checked {
     }
     match parse_record(number, bytes) {
         Ok(None) => Checked::Blank,
-        Ok(Some(record)) => {
-            let model: Arc<str> = Arc::from(record.model_identifier.as_str());
-            Checked::Record(Facts::of(record, model))
-        }
+        Ok(Some(record)) => Checked::Record(Facts::of(record)),
         Err(problems) => Checked::Problems(problems),
     }
 }

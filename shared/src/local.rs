@@ -39,10 +39,16 @@ impl AsyncRead for LocalFile {
     }
 }
 
-/// Opens `path` for buffered reading; also returns its size when known.
-pub fn open(path: &Path) -> std::io::Result<(BufReader<LocalFile>, Option<u64>)> {
+/// Opens `path`; also returns its size when known (for progress).
+pub fn open_file(path: &Path) -> std::io::Result<(std::fs::File, Option<u64>)> {
     let file = std::fs::File::open(path)?;
     let size = file.metadata().ok().map(|m| m.len());
+    Ok((file, size))
+}
+
+/// Opens `path` for buffered reading; also returns its size when known.
+pub fn open(path: &Path) -> std::io::Result<(BufReader<LocalFile>, Option<u64>)> {
+    let (file, size) = open_file(path)?;
     Ok((BufReader::with_capacity(BUFFER, LocalFile(file)), size))
 }
 
@@ -193,12 +199,12 @@ where
 struct Spare(Mutex<Vec<Vec<u8>>>, usize);
 
 impl Spare {
-    /// A buffer holding `start`, with room for a chunk more.
+    /// A buffer holding `start`, with room for a chunk more (and the read that ends it).
     fn take(&self, start: &[u8]) -> Vec<u8> {
         let reused = self.0.lock().ok().and_then(|mut spare| spare.pop());
         let mut buf = reused.unwrap_or_default();
         buf.clear();
-        buf.reserve(start.len() + CHUNK);
+        buf.reserve(start.len() + CHUNK + BUFFER);
         buf.extend_from_slice(start);
         buf
     }
@@ -232,15 +238,12 @@ fn read_pieces<R: Read>(
     loop {
         let mut n = 0;
         while n < CHUNK {
-            match reader.read(&mut staging) {
-                Ok(0) => break,
-                Ok(got) => {
-                    buf.extend_from_slice(&staging[..got]);
-                    n += got;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io(line, e)),
+            let got = read_some(&mut reader, &mut staging).map_err(|e| io(line, e))?;
+            if got == 0 {
+                break;
             }
+            buf.extend_from_slice(&staging[..got]);
+            n += got;
         }
         total += n as u64;
         if n == 0 {
@@ -270,11 +273,7 @@ fn read_pieces<R: Read>(
             let mut bytes = buf.len() as u64;
             buf.clear();
             loop {
-                let n = match reader.read(&mut staging) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(io(line, e)),
-                };
+                let n = read_some(&mut reader, &mut staging).map_err(|e| io(line, e))?;
                 total += n as u64;
                 if n == 0 {
                     break;
@@ -292,6 +291,16 @@ fn read_pieces<R: Read>(
                 return Ok(total);
             }
             line += 1;
+        }
+    }
+}
+
+/// One `read`, retried when interrupted by a signal.
+fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            read => return read,
         }
     }
 }

@@ -49,25 +49,21 @@ pub struct Score<'a> {
     pub explanation: Option<Cow<'a, str>>,
 }
 
-impl ResultRecord<'_> {
-    /// The record, owning its text (to hand it to another thread).
-    pub fn into_owned(self) -> ResultRecord<'static> {
-        let own = |text: Cow<'_, str>| Cow::Owned(text.into_owned());
+impl<'a> ResultRecord<'a> {
+    /// The record of a parsed line: its prompt hashed, a blank category dropped.
+    fn new(prompt: Cow<'a, str>, category: Option<Cow<'a, str>>, scores: Vec<Score<'a>>) -> Self {
         ResultRecord {
-            prompt_hash: self.prompt_hash,
-            prompt: own(self.prompt),
-            category: self.category.map(own),
-            scores: self
-                .scores
-                .into_iter()
-                .map(|s| Score {
-                    metric: own(s.metric),
-                    value: s.value,
-                    explanation: s.explanation.map(own),
-                })
-                .collect(),
+            prompt_hash: crate::layout::prompt_hash(&prompt),
+            prompt,
+            category: non_blank(category),
+            scores,
         }
     }
+}
+
+/// `text` unless it is empty or only whitespace (categories, explanations).
+fn non_blank(text: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
+    text.filter(|t| !t.trim().is_empty())
 }
 
 /// Reading a results (or other JSON Lines) object failed.
@@ -295,11 +291,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for FirstExplanation<'a> {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut first = None;
                 while let Some(detail) = seq.next_element::<RawDetail<'a>>()? {
-                    if first.is_none()
-                        && let Some(CowStr(text)) = detail.explanation
-                        && !text.trim().is_empty()
-                    {
-                        first = Some(text);
+                    if first.is_none() {
+                        first = non_blank(detail.explanation.map(|e| e.0));
                     }
                 }
                 Ok(FirstExplanation(first))
@@ -364,12 +357,11 @@ fn parse_with_serde(text: &str) -> Result<ResultRecord<'_>, String> {
             explanation: s.evaluator_details.0,
         })
         .collect();
-    Ok(ResultRecord {
-        prompt_hash: crate::layout::prompt_hash(&prompt),
+    Ok(ResultRecord::new(
         prompt,
-        category: input.category.map(|c| c.0).filter(|c| !c.trim().is_empty()),
+        input.category.map(|c| c.0),
         scores,
-    })
+    ))
 }
 
 /// Streams a results object into `on_record`; returns the number of records. Blank lines
@@ -692,18 +684,37 @@ mod tests {
         assert_eq!(prompts, ["What is 2+2?", "What is 2+2?"]);
     }
 
+    /// The record, owning its text (to keep it past its line).
+    fn owned(r: &ResultRecord<'_>) -> ResultRecord<'static> {
+        let own = |text: &Cow<'_, str>| Cow::Owned(text.to_string());
+        ResultRecord {
+            prompt_hash: r.prompt_hash.clone(),
+            prompt: own(&r.prompt),
+            category: r.category.as_ref().map(own),
+            scores: r
+                .scores
+                .iter()
+                .map(|s| Score {
+                    metric: own(&s.metric),
+                    value: s.value,
+                    explanation: s.explanation.as_ref().map(own),
+                })
+                .collect(),
+        }
+    }
+
     /// Both readers over `text`: the records each saw (owned), and how each ended.
     async fn both(text: &str) -> [(Vec<ResultRecord<'static>>, Result<u64, String>); 2] {
         let mut seq = Vec::new();
         let end = read_results(text.as_bytes(), "u", |r| {
-            seq.push(r.clone().into_owned());
+            seq.push(owned(r));
             Ok(())
         })
         .await
         .map_err(|e| e.to_string());
         let mut par = Vec::new();
         let par_end = read_results_parallel(std::io::Cursor::new(text.as_bytes()), "u", |r| {
-            par.push(r.clone().into_owned());
+            par.push(owned(r));
             Ok(())
         })
         .map_err(|e| e.to_string());

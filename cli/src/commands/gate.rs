@@ -216,8 +216,7 @@ pub async fn run(args: GateArgs) -> Result<Exit, CliError> {
         let read = match &source {
             // Local files are parsed on every core; S3 objects stream as check-gates reads them.
             Source::File(path) => {
-                let file = std::fs::File::open(path).map_err(read_error(path))?;
-                let size = file.metadata().ok().map(|m| m.len());
+                let (file, size) = evalgate::local::open_file(path).map_err(read_error(path))?;
                 let reader = Progress::new(file, format!("reading {}", path.display()), size);
                 read_results_parallel(reader, &uri, add)
             }

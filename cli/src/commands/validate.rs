@@ -11,8 +11,7 @@ use crate::progress::Progress;
 
 pub async fn run(args: ValidateArgs) -> Result<Exit, CliError> {
     let path = &args.dataset;
-    let file = std::fs::File::open(path).map_err(read_error(path))?;
-    let size = file.metadata().ok().map(|m| m.len());
+    let (file, size) = evalgate::local::open_file(path).map_err(read_error(path))?;
     let reader = Progress::new(file, format!("validating {}", path.display()), size);
     // Checked on every core; the same validation submit-evaluation streams from S3.
     let validation = dataset::validate_parallel(reader, &dataset::Limits::default())

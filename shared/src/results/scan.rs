@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use super::{LenientNumber, ResultRecord, Score};
+use super::{LenientNumber, ResultRecord, Score, non_blank};
 
 /// Deeper nesting inside ignored values is left to serde_json.
 const MAX_DEPTH: u32 = 64;
@@ -35,13 +35,7 @@ pub(super) fn parse(text: &str) -> Option<ResultRecord<'_>> {
         return None;
     }
     let (prompt, category) = input?;
-    let prompt = prompt?;
-    Some(ResultRecord {
-        prompt_hash: crate::layout::prompt_hash(&prompt),
-        prompt,
-        category: category.filter(|c: &Cow<'_, str>| !c.trim().is_empty()),
-        scores: scores?,
-    })
+    Some(ResultRecord::new(prompt?, category, scores?))
 }
 
 /// Any byte below 0x20: invalid inside a JSON string, rare between tokens (tabs). Written
@@ -259,12 +253,15 @@ impl<'a> Scanner<'a> {
         if whole == 0 || (leading_zero && whole > 1) {
             return None;
         }
-        let mut fraction = None;
-        if b.get(at) == Some(&b'.') {
+        let fraction = if b.get(at) == Some(&b'.') {
             at += 1;
-            fraction = Some(digits(&mut at)).filter(|&n| n > 0);
-            fraction?;
-        }
+            match digits(&mut at) {
+                0 => return None,
+                n => Some(n),
+            }
+        } else {
+            None
+        };
         let mut exponent = false;
         if let Some(b'e' | b'E') = b.get(at) {
             at += 1;
@@ -346,7 +343,7 @@ impl<'a> Scanner<'a> {
                 _ => s.skip(3),
             })?;
             if first.is_none() {
-                first = explanation.flatten().filter(|t| !t.trim().is_empty());
+                first = non_blank(explanation.flatten());
             }
             Some(())
         })?;
