@@ -31,6 +31,8 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use crate::layout::prompt_hash;
 use crate::metadata::MetadataLine;
 
+mod scan;
+
 /// Longest accepted line (one record), in bytes: 1 MiB.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 /// Bedrock's limit of prompts per evaluation job.
@@ -169,6 +171,41 @@ fn json_string_len(s: &str) -> usize {
     s.len() + extra + 2
 }
 
+/// The Bedrock line's keys, each with the text that follows it: prompt, reference,
+/// category, response, model identifier. Absent optional texts are left out with their key.
+const BEDROCK_KEYS_BEFORE: [&str; 5] = [
+    r#"{"prompt":"#,
+    r#","referenceResponse":"#,
+    r#","category":"#,
+    r#","modelResponses":[{"response":"#,
+    r#","modelIdentifier":"#,
+];
+const BEDROCK_CLOSE: &str = "}]}";
+
+/// The length of a Bedrock line of `fields`, `json_len` giving each text's JSON length.
+fn bedrock_len(fields: [Option<&str>; 5], json_len: impl Fn(&str) -> usize) -> usize {
+    let texts = BEDROCK_KEYS_BEFORE.iter().zip(fields);
+    texts
+        .filter_map(|(key, text)| Some(key.len() + json_len(text?)))
+        .sum::<usize>()
+        + BEDROCK_CLOSE.len()
+}
+
+/// Appends a Bedrock line of `fields`, `write_json` writing each text as JSON.
+fn write_bedrock(
+    out: &mut Vec<u8>,
+    fields: [Option<&str>; 5],
+    mut write_json: impl FnMut(&mut Vec<u8>, &str),
+) {
+    for (key, text) in BEDROCK_KEYS_BEFORE.iter().zip(fields) {
+        if let Some(text) = text {
+            out.extend_from_slice(key.as_bytes());
+            write_json(out, text);
+        }
+    }
+    out.extend_from_slice(BEDROCK_CLOSE.as_bytes());
+}
+
 impl Record {
     fn bedrock_record(&self) -> BedrockRecord<'_> {
         BedrockRecord {
@@ -182,6 +219,17 @@ impl Record {
         }
     }
 
+    /// The fields of the Bedrock line, in order.
+    fn fields(&self) -> [Option<&str>; 5] {
+        [
+            Some(&self.prompt),
+            self.reference_response.as_deref(),
+            self.category.as_deref(),
+            Some(&self.response),
+            Some(&self.model_identifier),
+        ]
+    }
+
     /// The record as Bedrock reads it (documented keys only), without a newline.
     pub fn bedrock_line(&self) -> String {
         // Strings and arrays of strings always serialise.
@@ -192,33 +240,15 @@ impl Record {
     /// plans shards by size for every record; serialising each record only to measure it
     /// was a tenth of validation's time).
     pub fn bedrock_line_len(&self) -> usize {
-        const OPEN: &str = r#"{"prompt":"#;
-        const REFERENCE: &str = r#","referenceResponse":"#;
-        const CATEGORY: &str = r#","category":"#;
-        const RESPONSE: &str = r#","modelResponses":[{"response":"#;
-        const IDENTIFIER: &str = r#","modelIdentifier":"#;
-        const CLOSE: &str = "}]}";
-        OPEN.len()
-            + json_string_len(&self.prompt)
-            + self
-                .reference_response
-                .as_deref()
-                .map_or(0, |r| REFERENCE.len() + json_string_len(r))
-            + self
-                .category
-                .as_deref()
-                .map_or(0, |c| CATEGORY.len() + json_string_len(c))
-            + RESPONSE.len()
-            + json_string_len(&self.response)
-            + IDENTIFIER.len()
-            + json_string_len(&self.model_identifier)
-            + CLOSE.len()
+        bedrock_len(self.fields(), json_string_len)
     }
 
     /// Appends [`bedrock_line`](Self::bedrock_line) to `out`.
     pub fn write_bedrock_line(&self, out: &mut Vec<u8>) {
-        // Writing strings to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, &self.bedrock_record());
+        write_bedrock(out, self.fields(), |out, text| {
+            // Writing a string to a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, text);
+        });
     }
 
     /// The record's line of the metadata sidecar.
@@ -353,6 +383,9 @@ pub struct LineReader<R> {
     reader: R,
     max: usize,
     buf: Vec<u8>,
+    /// Bytes of the reader's buffer that the line returned last borrowed, consumed on the
+    /// next call.
+    borrowed: usize,
     line: u64,
     bytes: u64,
 }
@@ -363,6 +396,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             reader,
             max,
             buf: Vec::new(),
+            borrowed: 0,
             line: 0,
             bytes: 0,
         }
@@ -375,6 +409,19 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
 
     /// The next line with its 1-based number, `None` at the end.
     pub async fn next_line(&mut self) -> std::io::Result<Option<(u64, Line<'_>)>> {
+        self.reader.consume(std::mem::take(&mut self.borrowed));
+        // A line whole in the reader's buffer is lent from it, not copied.
+        let chunk = self.reader.fill_buf().await?;
+        if let Some(end) = memchr::memchr(b'\n', chunk) {
+            self.borrowed = end + 1;
+            self.bytes += self.borrowed as u64;
+            self.line += 1;
+            let chunk = self.reader.fill_buf().await?;
+            return Ok(Some((
+                self.line,
+                classify(self.line, &chunk[..end], end as u64, self.max),
+            )));
+        }
         self.buf.clear();
         // Keep up to max + 2 bytes: a line of exactly `max` plus its '\r', plus one byte
         // that proves the line is too long.
@@ -446,9 +493,10 @@ pub async fn validate_with<R: AsyncBufRead + Unpin>(
 ) -> std::io::Result<Validation> {
     let mut lines = LineReader::new(reader, limits.max_line_bytes);
     let mut validator = Validator::new(limits);
+    let mut seen = Seen::default();
     let mut read = 0;
     while let Some((number, line)) = lines.next_line().await? {
-        let checked = check_line(number, line);
+        let checked = check_line(number, line, &mut seen);
         let consumed = lines.bytes() - read;
         read = lines.bytes();
         if !validator.add(number, consumed, checked) {
@@ -471,7 +519,7 @@ pub fn validate_parallel<R: std::io::Read + Send>(
         match piece {
             Piece::Lines { first, bytes } => {
                 let mut at = 0;
-                let (mut model, mut keys) = (None::<Arc<str>>, HashSet::<String>::new());
+                let mut seen = Seen::default();
                 Piece::lines(*first, bytes)
                     .map(|(number, raw)| {
                         // The line and its `\n`, when it has one.
@@ -479,29 +527,17 @@ pub fn validate_parallel<R: std::io::Read + Send>(
                         at += consumed;
                         let head = &raw[..raw.len().min(keep)];
                         let line = classify(number, head, raw.len() as u64, max);
-                        let mut checked = check_line(number, line);
-                        if let Checked::Record(facts) = &mut checked {
-                            // What the piece's lines share is handed on once.
-                            match &model {
-                                Some(m) if *m == facts.model_identifier => {
-                                    facts.model_identifier = m.clone();
-                                }
-                                _ => model = Some(facts.model_identifier.clone()),
-                            }
-                            facts
-                                .metadata_keys
-                                .retain(|k| !keys.contains(k) && keys.insert(k.clone()));
-                            if facts.metadata_keys.is_empty() {
-                                // Its allocation is freed here, not on the folding thread.
-                                facts.metadata_keys = Vec::new();
-                            }
-                        }
+                        let checked = check_line(number, line, &mut seen);
                         (number, consumed as u64, checked)
                     })
                     .collect()
             }
             Piece::TooLong { line, head, bytes } => {
-                let checked = check_line(*line, classify(*line, head, *bytes, max));
+                let checked = check_line(
+                    *line,
+                    classify(*line, head, *bytes, max),
+                    &mut Seen::default(),
+                );
                 vec![(*line, bytes + 1, checked)]
             }
         }
@@ -544,28 +580,70 @@ pub struct Facts {
     pub reference: bool,
     pub category: bool,
     pub metadata: bool,
-    /// Metadata keys, in the record's order. [`validate_parallel`] lists only the keys
-    /// not seen before in the same piece: adding a key twice changes nothing.
+    /// Metadata keys in the metadata map's order, but for those the [`Seen`] given to
+    /// [`check_line`] had already seen: a key seen before changes nothing.
     pub metadata_keys: Vec<String>,
     /// The line's size as written for Bedrock, with its `\n`.
     pub bedrock_bytes: usize,
 }
 
 impl Facts {
-    fn of(record: Record) -> Facts {
+    fn of(record: Record, seen: &mut Seen) -> Facts {
         Facts {
             bedrock_bytes: record.bedrock_line_len() + 1,
-            model_identifier: Arc::from(record.model_identifier),
+            model_identifier: seen.model(&record.model_identifier),
             reference: record.reference_response.is_some(),
             category: record.category.is_some(),
             metadata: !record.metadata.is_empty(),
-            metadata_keys: record.metadata.into_iter().map(|(key, _)| key).collect(),
+            metadata_keys: seen.first_time(record.metadata.keys()),
         }
     }
 }
 
+/// What the [`Facts`] of earlier lines already handed on: the model identifier (the lines
+/// of a file almost always name the same one: shared, not copied) and metadata keys (a key
+/// seen before changes nothing: each is copied and handed on once, up to [`Seen::MAX_KEYS`]
+/// of them, then every time).
+#[derive(Debug, Default)]
+pub struct Seen {
+    model: Option<Arc<str>>,
+    keys: HashSet<String>,
+}
+
+impl Seen {
+    const MAX_KEYS: usize = 1024;
+
+    /// `id`, shared with the line before when it named the same model.
+    fn model(&mut self, id: &str) -> Arc<str> {
+        match &self.model {
+            Some(model) if **model == *id => model.clone(),
+            _ => self.model.insert(Arc::from(id)).clone(),
+        }
+    }
+
+    /// Those of `keys` not seen before, now seen.
+    fn first_time<'k>(&mut self, keys: impl IntoIterator<Item = &'k String>) -> Vec<String> {
+        self.first_time_str(keys.into_iter().map(String::as_str))
+    }
+
+    fn first_time_str<'k>(&mut self, keys: impl IntoIterator<Item = &'k str>) -> Vec<String> {
+        keys.into_iter()
+            .filter(|key| {
+                if self.keys.contains(*key) {
+                    return false;
+                }
+                if self.keys.len() < Self::MAX_KEYS {
+                    self.keys.insert((*key).to_owned());
+                }
+                true
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 /// Checks one line on its own.
-pub fn check_line(number: u64, line: Line<'_>) -> Checked {
+pub fn check_line(number: u64, line: Line<'_>, seen: &mut Seen) -> Checked {
     let bytes = match line {
         Line::TooLong { bytes } => return Checked::TooLong { bytes },
         Line::Text(bytes) => bytes,
@@ -573,9 +651,12 @@ pub fn check_line(number: u64, line: Line<'_>) -> Checked {
     if number == 1 && (bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF])) {
         return Checked::Utf16;
     }
+    if let Some(raw) = std::str::from_utf8(bytes).ok().and_then(scan::parse) {
+        return Checked::Record(raw.facts(seen));
+    }
     match parse_record(number, bytes) {
         Ok(None) => Checked::Blank,
-        Ok(Some(record)) => Checked::Record(Facts::of(record)),
+        Ok(Some(record)) => Checked::Record(Facts::of(record, seen)),
         Err(problems) => Checked::Problems(problems),
     }
 }
@@ -976,6 +1057,11 @@ fn looks_like_bedrock_key(key: &str) -> Option<&'static str> {
     if !key.is_ascii() {
         return BEDROCK_KEYS.iter().copied().find(|k| same_folded(k, key));
     }
+    // The usual metadata key starts with no Bedrock key's first letter.
+    let first = key.bytes().find(|b| *b != b'_' && *b != b'-');
+    if first.is_some_and(|b| !matches!(b.to_ascii_lowercase(), b'p' | b'r' | b'c' | b'm')) {
+        return None;
+    }
     let mut folded = [0u8; 17];
     let mut len = 0;
     for b in key.bytes().filter(|b| *b != b'_' && *b != b'-') {
@@ -1224,53 +1310,59 @@ fn model_response(
     }
 }
 
-/// Metadata keys other parts of evalgate read, with the types they need.
+/// Metadata keys other parts of evalgate read: their values are checked.
+const METADATA_CHECKED: [&str; 5] = ["latencyMs", "cost", "inputTokens", "outputTokens", "userId"];
+
+/// The problems of the metadata keys other parts of evalgate read, in [`METADATA_CHECKED`]'s
+/// order.
 fn metadata_problems(line: u64, map: &Map<String, Value>) -> Vec<DatasetProblem> {
-    let mut problems = Vec::new();
-    for (key, integer) in [
-        ("latencyMs", false),
-        ("cost", false),
-        ("inputTokens", true),
-        ("outputTokens", true),
-    ] {
-        let Some(value) = map.get(key) else { continue };
-        let ok = match value {
-            Value::Null => true,
-            Value::Number(n) if integer => n.as_u64().is_some(),
-            Value::Number(n) => n.as_f64().is_some_and(|f| f >= 0.0 && f.is_finite()),
-            _ => false,
-        };
-        if !ok {
-            let wanted = if integer {
-                "a whole number >= 0"
-            } else {
-                "a number >= 0"
-            };
-            problems.push(DatasetProblem::at(
+    METADATA_CHECKED
+        .iter()
+        .filter_map(|key| metadata_problem(line, key, map.get(*key)?))
+        .collect()
+}
+
+/// The problem of metadata `key`'s value, if `key` is read elsewhere and has the wrong type.
+fn metadata_problem(line: u64, key: &str, value: &Value) -> Option<DatasetProblem> {
+    if key == "userId" {
+        return (!matches!(value, Value::Null | Value::String(_) | Value::Number(_))).then(|| {
+            DatasetProblem::at(
                 line,
                 format!(
-                    "metadata {key:?} must be {wanted}, found {}",
-                    describe_number(value)
+                    "metadata \"userId\" must be a string, found {}",
+                    type_name(value)
                 ),
-                format!(
-                    "Write {key:?} as {wanted} (not a string), use null when unknown, or remove it"
-                ),
-            ));
-        }
+                "Write \"userId\" as a string, use null when unknown, or remove it",
+            )
+        });
     }
-    if let Some(value) = map.get("userId")
-        && !matches!(value, Value::Null | Value::String(_) | Value::Number(_))
-    {
-        problems.push(DatasetProblem::at(
-            line,
-            format!(
-                "metadata \"userId\" must be a string, found {}",
-                type_name(value)
-            ),
-            "Write \"userId\" as a string, use null when unknown, or remove it",
-        ));
+    let integer = match key {
+        "latencyMs" | "cost" => false,
+        "inputTokens" | "outputTokens" => true,
+        _ => return None,
+    };
+    let ok = match value {
+        Value::Null => true,
+        Value::Number(n) if integer => n.as_u64().is_some(),
+        Value::Number(n) => n.as_f64().is_some_and(|f| f >= 0.0 && f.is_finite()),
+        _ => false,
+    };
+    if ok {
+        return None;
     }
-    problems
+    let wanted = if integer {
+        "a whole number >= 0"
+    } else {
+        "a number >= 0"
+    };
+    Some(DatasetProblem::at(
+        line,
+        format!(
+            "metadata {key:?} must be {wanted}, found {}",
+            describe_number(value)
+        ),
+        format!("Write {key:?} as {wanted} (not a string), use null when unknown, or remove it"),
+    ))
 }
 
 fn describe_number(value: &Value) -> String {
@@ -1309,11 +1401,14 @@ pub struct Sharder<R> {
     lines: LineReader<R>,
     planner: ShardPlanner,
     plan: Vec<ShardPlan>,
-    /// The Bedrock line of the record [`next_record`](Self::next_record) returned last
-    /// (reused for every record: no allocation per record).
+    /// The Bedrock line and the metadata line of the record
+    /// [`next_record`](Self::next_record) returned last (reused for every record: no
+    /// allocation per record).
     line: Vec<u8>,
-    /// A record read ahead that starts the next shard; its line is still in `line`.
-    pending: Option<(usize, Record)>,
+    meta: Vec<u8>,
+    /// A record read ahead (shard index, line number) that starts the next shard; its
+    /// lines are still in `line` and `meta`.
+    pending: Option<(usize, u64)>,
     done: bool,
 }
 
@@ -1325,14 +1420,15 @@ impl<R: AsyncBufRead + Unpin> Sharder<R> {
             planner: ShardPlanner::new(limits),
             plan,
             line: Vec::new(),
+            meta: Vec::new(),
             pending: None,
             done: false,
         }
     }
 
-    /// The next record with its shard index; its Bedrock line is in `self.line` until the
-    /// next call.
-    async fn next_record(&mut self) -> Result<Option<(usize, Record)>, ShardError> {
+    /// The next record's shard index and line number; its Bedrock line is in `self.line`
+    /// and its metadata line in `self.meta` until the next call.
+    async fn next_record(&mut self) -> Result<Option<(usize, u64)>, ShardError> {
         loop {
             let Some((number, line)) = self.lines.next_line().await? else {
                 return Ok(None);
@@ -1340,22 +1436,13 @@ impl<R: AsyncBufRead + Unpin> Sharder<R> {
             let Line::Text(bytes) = line else {
                 return Err(ShardError::Changed(format!("line {number} is too long")));
             };
-            match parse_record(number, bytes) {
-                Ok(None) => continue,
-                Ok(Some(record)) => {
-                    self.line.clear();
-                    record.write_bedrock_line(&mut self.line);
-                    let index = self.planner.add(number, self.line.len() + 1);
-                    return Ok(Some((index, record)));
-                }
-                Err(problems) => {
-                    let first = problems
-                        .first()
-                        .map(ToString::to_string)
-                        .unwrap_or_default();
-                    return Err(ShardError::Changed(first));
-                }
+            self.line.clear();
+            self.meta.clear();
+            if !write_record(number, bytes, &mut self.line, &mut self.meta)? {
+                continue;
             }
+            let index = self.planner.add(number, self.line.len() + 1);
+            return Ok(Some((index, number)));
         }
     }
 
@@ -1368,7 +1455,7 @@ impl<R: AsyncBufRead + Unpin> Sharder<R> {
             Some(first) => Some(first),
             None => self.next_record().await?,
         };
-        let Some((index, record)) = first else {
+        let Some((index, number)) = first else {
             self.done = true;
             if self.planner.shards.len() != self.plan.len() {
                 return Err(ShardError::Changed(format!(
@@ -1384,23 +1471,23 @@ impl<R: AsyncBufRead + Unpin> Sharder<R> {
         let mut shard = Shard {
             index,
             records: 0,
-            first_line: record.line,
-            last_line: record.line,
+            first_line: number,
+            last_line: number,
             body: Vec::with_capacity(planned.min(MAX_SHARD_BYTES)),
             metadata: Vec::new(),
         };
-        let mut next = Some((index, record));
-        while let Some((i, record)) = next {
+        let mut next = Some((index, number));
+        while let Some((i, number)) = next {
             if i != index {
-                // `self.line` keeps its line until the next shard takes it.
-                self.pending = Some((i, record));
+                // `self.line` and `self.meta` keep their lines until the next shard takes them.
+                self.pending = Some((i, number));
                 break;
             }
             shard.records += 1;
-            shard.last_line = record.line;
+            shard.last_line = number;
             shard.body.extend_from_slice(&self.line);
             shard.body.push(b'\n');
-            record.write_metadata_line(&mut shard.metadata);
+            shard.metadata.extend_from_slice(&self.meta);
             shard.metadata.push(b'\n');
             next = self.next_record().await?;
         }
@@ -1422,6 +1509,38 @@ impl<R: AsyncBufRead + Unpin> Sharder<R> {
             )));
         }
         Ok(Some(shard))
+    }
+}
+
+/// Appends line `number`'s Bedrock line to `line` and its metadata line to `meta`; false
+/// for a blank line. A line with problems means the dataset changed since validation.
+fn write_record(
+    number: u64,
+    bytes: &[u8],
+    line: &mut Vec<u8>,
+    meta: &mut Vec<u8>,
+) -> Result<bool, ShardError> {
+    if let Some(raw) = std::str::from_utf8(bytes).ok().and_then(scan::parse)
+        && raw.write_metadata_line(number, meta).is_some()
+    {
+        raw.write_bedrock_line(line);
+        return Ok(true);
+    }
+    meta.clear();
+    match parse_record(number, bytes) {
+        Ok(None) => Ok(false),
+        Ok(Some(record)) => {
+            record.write_bedrock_line(line);
+            record.write_metadata_line(meta);
+            Ok(true)
+        }
+        Err(problems) => {
+            let first = problems
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            Err(ShardError::Changed(first))
+        }
     }
 }
 

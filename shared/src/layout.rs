@@ -144,7 +144,17 @@ pub fn fingerprint(parts: &[&str]) -> String {
 /// characters of the SHA-256 of its exact text. Used to match prompts for regression checks
 /// and to refer to a prompt in logs and alerts without its text.
 pub fn prompt_hash(prompt: &str) -> String {
-    fingerprint(&[prompt])[..16].to_owned()
+    prompt_hash_of_pieces([prompt.as_bytes()])
+}
+
+/// [`prompt_hash`] of the text made of `pieces`, in order: a text hashed as it is decoded,
+/// without building it.
+pub fn prompt_hash_of_pieces<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut hasher = Sha256::new();
+    for piece in pieces {
+        hasher.update(piece);
+    }
+    hex(&hasher.finalize()[..8])
 }
 
 /// Lowercase hex encoding.

@@ -22,6 +22,7 @@ pub mod emf;
 pub mod events;
 pub mod gate;
 pub mod gating;
+mod json_scan;
 pub mod layout;
 pub mod ledger;
 pub mod local;
