@@ -326,3 +326,21 @@ pub(crate) fn unescaped(raw: &str) -> impl Iterator<Item = &[u8]> {
         Some(run)
     })
 }
+
+/// Every one-byte deletion of `line`, and every insertion of a byte that means something in
+/// JSON, at every position: the lines on which a reader's tests compare it with serde_json.
+#[cfg(test)]
+pub(crate) fn small_corruptions(line: &str) -> Vec<String> {
+    let mut variants = Vec::new();
+    for at in (0..=line.len()).filter(|&i| line.is_char_boundary(i)) {
+        if let Some(c) = line[at..].chars().next() {
+            variants.push(format!("{}{}", &line[..at], &line[at + c.len_utf8()..]));
+        }
+        for b in [
+            "\"", "\\", "{", "}", "[", "]", ",", ":", "0", "-", ".", "e", " ", "n", "u", "t",
+        ] {
+            variants.push(format!("{}{b}{}", &line[..at], &line[at..]));
+        }
+    }
+    variants
+}
