@@ -595,7 +595,7 @@ impl Facts {
             reference: record.reference_response.is_some(),
             category: record.category.is_some(),
             metadata: !record.metadata.is_empty(),
-            metadata_keys: seen.first_time(record.metadata.keys()),
+            metadata_keys: seen.first_time(record.metadata.keys().map(String::as_str)),
         }
     }
 }
@@ -622,11 +622,7 @@ impl Seen {
     }
 
     /// Those of `keys` not seen before, now seen.
-    fn first_time<'k>(&mut self, keys: impl IntoIterator<Item = &'k String>) -> Vec<String> {
-        self.first_time_str(keys.into_iter().map(String::as_str))
-    }
-
-    fn first_time_str<'k>(&mut self, keys: impl IntoIterator<Item = &'k str>) -> Vec<String> {
+    fn first_time<'k>(&mut self, keys: impl IntoIterator<Item = &'k str>) -> Vec<String> {
         keys.into_iter()
             .filter(|key| {
                 if self.keys.contains(*key) {

@@ -185,11 +185,16 @@ impl<'a> Scanner<'a> {
 
     /// `null` → `None`, a string → `Some`.
     pub(crate) fn nullable_string(&mut self) -> Option<Option<Cow<'a, str>>> {
+        self.nullable(Self::string)
+    }
+
+    /// `null` → `None`, else `read`'s value.
+    pub(crate) fn nullable<T>(&mut self, read: fn(&mut Self) -> Option<T>) -> Option<Option<T>> {
         if self.bytes()[self.at..].starts_with(b"null") {
             self.at += 4;
             return Some(None);
         }
-        self.string().map(Some)
+        read(self).map(Some)
     }
 
     /// Any JSON value, checked and passed over.

@@ -43,8 +43,8 @@ pub(super) fn parse(text: &str) -> Option<Raw<'_>> {
     let mut metadata = Vec::new();
     s.object(|s, key| match key {
         "prompt" => once(&mut prompt, s.raw_string()),
-        "referenceResponse" => once(&mut reference, nullable(s)),
-        "category" => once(&mut category, nullable(s)),
+        "referenceResponse" => once(&mut reference, s.nullable(Scanner::raw_string)),
+        "category" => once(&mut category, s.nullable(Scanner::raw_string)),
         "modelResponses" => once(&mut responses, only_response(s)),
         _ => {
             metadata.push((key, s.raw_value()?));
@@ -111,15 +111,6 @@ fn fine_as_written(key: &str, raw: &str) -> bool {
     }
 }
 
-/// `null` or a string as written.
-fn nullable<'a>(s: &mut Scanner<'a>) -> Option<Option<&'a str>> {
-    if s.text.as_bytes()[s.at..].starts_with(b"null") {
-        s.at += 4;
-        return Some(None);
-    }
-    s.raw_string().map(Some)
-}
-
 /// `modelResponses` of exactly one response with only its two keys: (response, identifier).
 fn only_response<'a>(s: &mut Scanner<'a>) -> Option<(&'a str, &'a str)> {
     let mut one = None;
@@ -159,7 +150,7 @@ impl Raw<'_> {
             reference: self.reference.is_some(),
             category: self.category.is_some(),
             metadata: !self.metadata.is_empty(),
-            metadata_keys: seen.first_time_str(self.metadata.iter().map(|(key, _)| *key)),
+            metadata_keys: seen.first_time(self.metadata.iter().map(|(key, _)| *key)),
         }
     }
 

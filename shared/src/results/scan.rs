@@ -19,8 +19,7 @@ pub(super) fn parse(text: &str) -> Option<ResultRecord<'_>> {
         "inputRecord" => once(&mut input, s.input()),
         _ => s.skip(0),
     })?;
-    s.whitespace();
-    if s.at != text.len() {
+    if !s.at_end() {
         return None;
     }
     let (prompt, category) = input?;
