@@ -19,7 +19,6 @@ use evalgate_bench::generate::{self, Kind};
 use evalgate_bench::shard::{bench_limits, validate_and_shard};
 use evalgate_tests::runtime::FunctionProcess;
 use serde_json::json;
-use tokio::io::BufReader;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -164,7 +163,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 /// Opens a local file as the CLI does ([`evalgate::local`]).
-fn open(path: &Path) -> Result<BufReader<LocalFile>, String> {
+fn open(path: &Path) -> Result<LocalFile, String> {
     evalgate::local::open(path)
         .map(|(reader, _)| reader)
         .map_err(|e| format!("{}: {e}", path.display()))

@@ -112,7 +112,8 @@ pub struct WorstPrompt {
 struct Worst {
     k: usize,
     direction: Direction,
-    items: Vec<WorstPrompt>,
+    /// Each with its prompt hash as a number (the order of the text).
+    items: Vec<(u64, WorstPrompt)>,
 }
 
 impl Worst {
@@ -131,10 +132,11 @@ impl Worst {
         }
     }
 
-    /// True when `a` ranks before (is worse than) `b`.
-    fn before(&self, a: (f64, &str), b: (f64, &str)) -> bool {
+    /// True when `a` ranks before (is worse than) `b`; `a`'s hash is asked for only on a
+    /// tie, so that a prompt that ranks nowhere is never hashed.
+    fn before(&self, a: (f64, &ResultRecord<'_>), b: (f64, u64)) -> bool {
         let (ba, bb) = (self.badness(a.0), self.badness(b.0));
-        ba > bb || (ba == bb && a.1 < b.1)
+        ba > bb || (ba == bb && a.1.prompt_hash() < b.1)
     }
 
     fn offer(
@@ -147,31 +149,33 @@ impl Worst {
         if self.k == 0 {
             return;
         }
-        let candidate = (score, record.prompt_hash.as_str());
         if self.items.len() == self.k
-            && let Some(last) = self.items.last()
-            && !self.before(candidate, (last.score, &last.prompt_hash))
+            && let Some((hash, last)) = self.items.last()
+            && !self.before((score, record), (last.score, *hash))
         {
             return;
         }
         let at = self
             .items
             .iter()
-            .position(|i| self.before(candidate, (i.score, &i.prompt_hash)))
+            .position(|(hash, i)| self.before((score, record), (i.score, *hash)))
             .unwrap_or(self.items.len());
-        self.items.insert(
-            at,
-            WorstPrompt {
-                prompt_hash: record.prompt_hash.clone(),
-                score,
-                category: record.category.as_deref().map(str::to_owned),
-                explanation: explanation
-                    .map(|e| shorten(e, EXPLANATION_CHARS))
-                    .unwrap_or_default(),
-                prompt: keep_prompt.then(|| shorten(&record.prompt, PROMPT_CHARS)),
-            },
-        );
+        let hash = record.prompt_hash();
+        let prompt = WorstPrompt {
+            prompt_hash: crate::layout::prompt_hash_hex(hash),
+            score,
+            category: record.category.as_deref().map(str::to_owned),
+            explanation: explanation
+                .map(|e| shorten(e, EXPLANATION_CHARS))
+                .unwrap_or_default(),
+            prompt: keep_prompt.then(|| shorten(&record.prompt, PROMPT_CHARS)),
+        };
+        self.items.insert(at, (hash, prompt));
         self.items.truncate(self.k);
+    }
+
+    fn prompts(&self) -> Vec<WorstPrompt> {
+        self.items.iter().map(|(_, p)| p.clone()).collect()
     }
 }
 
@@ -375,11 +379,6 @@ impl Aggregator {
             self.category_prompts[c] += 1;
         }
         self.seen.iter_mut().for_each(|s| *s = false);
-        let hash = if self.scores.is_some() {
-            u64::from_str_radix(&record.prompt_hash, 16).ok()
-        } else {
-            None
-        };
         for score in &record.scores {
             let m = self.metric_id(&score.metric)?;
             if std::mem::replace(&mut self.seen[m], true) {
@@ -413,8 +412,8 @@ impl Aggregator {
                     worst.offer(value, record, score.explanation.as_deref(), keep_prompt);
                 }
             }
-            if let (Some(scores), Some(hash)) = (&mut self.scores, hash) {
-                scores.entries.push((hash, m as u16, value));
+            if let Some(scores) = &mut self.scores {
+                scores.entries.push((record.prompt_hash(), m as u16, value));
             }
         }
         Ok(())
@@ -446,7 +445,7 @@ impl Aggregator {
                         passing: cat.map_or(0, |c| c.passing),
                         failing_prompts: cat
                             .and_then(|c| c.worst.as_ref())
-                            .map(|w| w.items.clone())
+                            .map(Worst::prompts)
                             .unwrap_or_default(),
                     },
                 );
@@ -467,7 +466,7 @@ impl Aggregator {
                     passing: acc.passing,
                     bounded01: acc.bounded01,
                     categories,
-                    worst: acc.worst.items,
+                    worst: acc.worst.prompts(),
                 },
             );
         }
@@ -769,11 +768,10 @@ mod tests {
         category: Option<&'a str>,
         scores: &[(&'a str, Option<f64>)],
     ) -> ResultRecord<'a> {
-        ResultRecord {
-            prompt_hash: crate::layout::prompt_hash(prompt),
-            prompt: Cow::Borrowed(prompt),
-            category: category.map(Cow::Borrowed),
-            scores: scores
+        ResultRecord::new(
+            Cow::Borrowed(prompt),
+            category.map(Cow::Borrowed),
+            scores
                 .iter()
                 .map(|(m, v)| Score {
                     metric: Cow::Borrowed(m),
@@ -781,7 +779,7 @@ mod tests {
                     explanation: Some(Cow::Owned(format!("because {prompt}"))),
                 })
                 .collect(),
-        }
+        )
     }
 
     fn aggregate(config: AggregateConfig, records: &[ResultRecord<'_>]) -> Aggregates {
@@ -992,7 +990,7 @@ mod tests {
             .collect();
         let forward = aggregate(config.clone(), &records);
         records.reverse();
-        let backward = aggregate(config, &records);
+        let backward = aggregate(config.clone(), &records);
         for a in [&forward, &backward] {
             let worst: Vec<(f64, Option<&str>)> = a.metrics[C]
                 .worst
@@ -1006,8 +1004,31 @@ mod tests {
             assert_eq!(a.metrics[C].worst[0].explanation, "because prompt 7");
         }
         assert_eq!(forward.metrics[C].worst, backward.metrics[C].worst);
-        // Ties at the cut are broken by hash, so the same prompts are kept either way.
         assert_eq!(forward.metrics[H].worst, backward.metrics[H].worst);
+
+        // Ties at the cut are broken by hash, so the same prompts are kept either way:
+        // the third worst is the 1.0 with the smallest hash of 18.
+        let config = AggregateConfig {
+            worst_prompts: 3,
+            ..config
+        };
+        let smallest = prompts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| ![7, 13].contains(i))
+            .map(|(_, p)| crate::layout::prompt_hash(p))
+            .min();
+        let backward = aggregate(config.clone(), &records);
+        records.reverse();
+        let forward = aggregate(config, &records);
+        for a in [&forward, &backward] {
+            let third = &a.metrics[C].worst[2];
+            assert_eq!(
+                (third.score, Some(&third.prompt_hash)),
+                (1.0, smallest.as_ref())
+            );
+        }
+        assert_eq!(forward.metrics[C].worst, backward.metrics[C].worst);
     }
 
     #[test]

@@ -1075,11 +1075,10 @@ mod tests {
         });
         for (prompt, category, scores) in rows {
             aggregator
-                .add(&ResultRecord {
-                    prompt_hash: crate::layout::prompt_hash(prompt),
-                    prompt: Cow::Borrowed(prompt),
-                    category: category.map(Cow::Borrowed),
-                    scores: scores
+                .add(&ResultRecord::new(
+                    Cow::Borrowed(prompt),
+                    category.map(Cow::Borrowed),
+                    scores
                         .iter()
                         .map(|(m, v)| Score {
                             metric: Cow::Borrowed(m),
@@ -1087,7 +1086,7 @@ mod tests {
                             explanation: None,
                         })
                         .collect(),
-                })
+                ))
                 .unwrap();
         }
         aggregator.finish()

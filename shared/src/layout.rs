@@ -150,11 +150,25 @@ pub fn prompt_hash(prompt: &str) -> String {
 /// [`prompt_hash`] of the text made of `pieces`, in order: a text hashed as it is decoded,
 /// without building it.
 pub fn prompt_hash_of_pieces<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> String {
+    prompt_hash_hex(prompt_hash_value(pieces))
+}
+
+/// [`prompt_hash_of_pieces`] as a number (its 16 hex characters, read big-endian): what
+/// in-memory comparisons use, with the same order as the text.
+pub fn prompt_hash_value<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> u64 {
     let mut hasher = Sha256::new();
     for piece in pieces {
         hasher.update(piece);
     }
-    hex(&hasher.finalize()[..8])
+    let digest = hasher.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// The text of a [`prompt_hash_value`].
+pub fn prompt_hash_hex(value: u64) -> String {
+    format!("{value:016x}")
 }
 
 /// Lowercase hex encoding.
@@ -523,6 +537,12 @@ mod tests {
         assert_eq!(prompt_hash("What is 2+2?"), prompt_hash("What is 2+2?"));
         assert_ne!(prompt_hash("What is 2+2?"), prompt_hash("What is 2+3?"));
         assert_eq!(prompt_hash("x").len(), 16);
+        // The number is the text, read as hex; its order is the text's order.
+        let (a, b) = (prompt_hash("a"), prompt_hash("b"));
+        let value = |t: &str| prompt_hash_value([t.as_bytes()]);
+        assert_eq!(prompt_hash_hex(value("a")), a);
+        assert_eq!(u64::from_str_radix(&b, 16).unwrap(), value("b"));
+        assert_eq!(a < b, value("a") < value("b"));
     }
 
     #[test]

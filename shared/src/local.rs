@@ -12,30 +12,90 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::ops::Range;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Mutex, mpsc};
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, BufReader, ReadBuf};
+use tokio::io::{AsyncBufRead, AsyncRead, ReadBuf};
 
 /// The read buffer for local files. Measured on Linux: 256 KiB reads cost twice the kernel
 /// time of 128 KiB ones (the copy no longer fits the CPU's cache), and smaller ones gain
 /// nothing.
 pub const BUFFER: usize = 128 * 1024;
 
-/// A [`std::fs::File`] as an [`AsyncRead`] that completes every read immediately.
-pub struct LocalFile(std::fs::File);
+/// A zeroed read buffer of `len` bytes that starts on a 64-byte boundary. Linux copies
+/// file pages three times slower into a buffer that starts 16 bytes into a page, which is
+/// where glibc puts every allocation of 128 KiB or more (measured: 0.21 s against 0.06 s of
+/// system time to read 330 MB); aligned, the copy runs at full speed.
+pub fn read_buffer(len: usize) -> (Vec<u8>, Range<usize>) {
+    const ALIGN: usize = 64;
+    let bytes = vec![0; len + ALIGN];
+    let start = (ALIGN - bytes.as_ptr() as usize % ALIGN) % ALIGN;
+    (bytes, start..start + len)
+}
+
+/// A [`std::fs::File`] read through a [`read_buffer`] of [`BUFFER`] bytes, as an
+/// [`AsyncBufRead`] whose reads complete immediately.
+pub struct LocalFile {
+    file: std::fs::File,
+    buf: Vec<u8>,
+    /// The aligned part of `buf`.
+    window: Range<usize>,
+    /// Unconsumed bytes: `buf[window.start + pos..window.start + filled]`.
+    pos: usize,
+    filled: usize,
+}
+
+impl LocalFile {
+    pub fn new(file: std::fs::File) -> Self {
+        let (buf, window) = read_buffer(BUFFER);
+        LocalFile {
+            file,
+            buf,
+            window,
+            pos: 0,
+            filled: 0,
+        }
+    }
+
+    fn available(&self) -> &[u8] {
+        &self.buf[self.window.start + self.pos..self.window.start + self.filled]
+    }
+
+    fn fill(&mut self) -> std::io::Result<&[u8]> {
+        if self.pos >= self.filled {
+            self.filled = read_some(&mut self.file, &mut self.buf[self.window.clone()])?;
+            self.pos = 0;
+        }
+        Ok(self.available())
+    }
+}
 
 impl AsyncRead for LocalFile {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         _: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
+        out: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let n = self.0.read(buf.initialize_unfilled())?;
-        buf.advance(n);
+        let this = self.get_mut();
+        let available = this.fill()?;
+        let n = available.len().min(out.remaining());
+        out.put_slice(&available[..n]);
+        this.pos += n;
         Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncBufRead for LocalFile {
+    fn poll_fill_buf(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<&[u8]>> {
+        Poll::Ready(self.get_mut().fill())
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        let this = self.get_mut();
+        this.pos = (this.pos + amt).min(this.filled);
     }
 }
 
@@ -47,9 +107,9 @@ pub fn open_file(path: &Path) -> std::io::Result<(std::fs::File, Option<u64>)> {
 }
 
 /// Opens `path` for buffered reading; also returns its size when known.
-pub fn open(path: &Path) -> std::io::Result<(BufReader<LocalFile>, Option<u64>)> {
+pub fn open(path: &Path) -> std::io::Result<(LocalFile, Option<u64>)> {
     let (file, size) = open_file(path)?;
-    Ok((BufReader::with_capacity(BUFFER, LocalFile(file)), size))
+    Ok((LocalFile::new(file), size))
 }
 
 /// Bytes of whole lines handed to a worker at a time: large enough that hand-offs cost
@@ -234,11 +294,12 @@ fn read_pieces<R: Read>(
     // Reads land in a small buffer that stays in the CPU's cache and are copied on:
     // `read_to_end` into the piece zeroes the space first for any reader but a bare `File`
     // (the CLI wraps files to show progress). Measured no slower than reading into the piece.
-    let mut staging = vec![0; BUFFER];
+    let (mut staging, aligned) = read_buffer(BUFFER);
+    let staging = &mut staging[aligned];
     loop {
         let mut n = 0;
         while n < CHUNK {
-            let got = read_some(&mut reader, &mut staging).map_err(|e| io(line, e))?;
+            let got = read_some(&mut reader, staging).map_err(|e| io(line, e))?;
             if got == 0 {
                 break;
             }
@@ -273,7 +334,7 @@ fn read_pieces<R: Read>(
             let mut bytes = buf.len() as u64;
             buf.clear();
             loop {
-                let n = read_some(&mut reader, &mut staging).map_err(|e| io(line, e))?;
+                let n = read_some(&mut reader, staging).map_err(|e| io(line, e))?;
                 total += n as u64;
                 if n == 0 {
                     break;
@@ -342,6 +403,7 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
         let (reader, size) = open(&path).unwrap();
         assert_eq!(size, Some(text.len() as u64));
+        assert_eq!(reader.buf[reader.window.clone()].as_ptr() as usize % 64, 0);
         let mut lines = reader.lines();
         let mut n = 0;
         while let Some(line) = lines.next_line().await.unwrap() {

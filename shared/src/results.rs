@@ -17,6 +17,7 @@
 //! file and the line.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::fmt;
 
 use serde::Deserialize;
@@ -30,13 +31,21 @@ mod scan;
 pub const MAX_LINE_BYTES: usize = 32 * 1024 * 1024;
 
 /// One judged prompt, borrowing from the line it was read from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ResultRecord<'a> {
-    /// `layout::prompt_hash` of the prompt text.
-    pub prompt_hash: String,
     pub prompt: Cow<'a, str>,
     pub category: Option<Cow<'a, str>>,
     pub scores: Vec<Score<'a>>,
+    /// [`ResultRecord::prompt_hash`], computed when first asked for: most records never
+    /// need it (SHA-256 of every prompt was a quarter of the results parser's time).
+    hash: OnceCell<u64>,
+}
+
+impl PartialEq for ResultRecord<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.prompt, &self.category, &self.scores)
+            == (&other.prompt, &other.category, &other.scores)
+    }
 }
 
 /// One metric's judgement of one prompt.
@@ -50,14 +59,33 @@ pub struct Score<'a> {
 }
 
 impl<'a> ResultRecord<'a> {
-    /// The record of a parsed line: its prompt hashed, a blank category dropped.
-    fn new(prompt: Cow<'a, str>, category: Option<Cow<'a, str>>, scores: Vec<Score<'a>>) -> Self {
+    /// The record of a parsed line: a blank category dropped.
+    pub fn new(
+        prompt: Cow<'a, str>,
+        category: Option<Cow<'a, str>>,
+        scores: Vec<Score<'a>>,
+    ) -> Self {
         ResultRecord {
-            prompt_hash: crate::layout::prompt_hash(&prompt),
             prompt,
             category: non_blank(category),
             scores,
+            hash: OnceCell::new(),
         }
+    }
+
+    /// `layout::prompt_hash` of the prompt, as a number ([`crate::layout::prompt_hash_value`]).
+    pub fn prompt_hash(&self) -> u64 {
+        *self
+            .hash
+            .get_or_init(|| crate::layout::prompt_hash_value([self.prompt.as_bytes()]))
+    }
+
+    /// Sets the hash computed elsewhere (a parsing worker) from the same prompt.
+    fn with_hash(self, hash: Option<u64>) -> Self {
+        if let Some(hash) = hash {
+            let _ = self.hash.set(hash);
+        }
+        self
     }
 }
 
@@ -392,7 +420,14 @@ where
 
 /// Reads a local results file as [`read_results`] does (same records in the same order,
 /// same checks, same errors), parsing on every core: see [`crate::local::map_lines`].
-pub fn read_results_parallel<R, F>(reader: R, uri: &str, mut on_record: F) -> Result<u64, ReadError>
+/// `every_hash`: the callback asks every record for its [`ResultRecord::prompt_hash`] (as
+/// per-prompt score collection does), so the workers compute them.
+pub fn read_results_parallel<R, F>(
+    reader: R,
+    uri: &str,
+    every_hash: bool,
+    mut on_record: F,
+) -> Result<u64, ReadError>
 where
     R: std::io::Read + Send,
     F: FnMut(&ResultRecord<'_>) -> Result<(), String>,
@@ -425,7 +460,10 @@ where
                 continue;
             }
             match parse_line(line) {
-                Ok(record) => packed.push(number, &record),
+                Ok(record) => {
+                    let hash = every_hash.then(|| record.prompt_hash());
+                    packed.push(number, &record, hash);
+                }
                 Err(message) => {
                     packed.error = Some((number, message));
                     break;
@@ -487,7 +525,7 @@ type Span = std::ops::Range<usize>;
 
 struct PackedRecord {
     number: u64,
-    prompt_hash: Span,
+    hash: Option<u64>,
     prompt: Span,
     category: Option<Span>,
     scores: Span,
@@ -513,7 +551,7 @@ impl Packed {
         start..self.text.len()
     }
 
-    fn push(&mut self, number: u64, record: &ResultRecord<'_>) {
+    fn push(&mut self, number: u64, record: &ResultRecord<'_>, hash: Option<u64>) {
         let first_score = self.scores.len();
         for score in &record.scores {
             let packed = PackedScore {
@@ -525,7 +563,7 @@ impl Packed {
         }
         let packed = PackedRecord {
             number,
-            prompt_hash: self.put(&record.prompt_hash),
+            hash,
             prompt: self.put(&record.prompt),
             category: record.category.as_deref().map(|c| self.put(c)),
             scores: first_score..self.scores.len(),
@@ -545,12 +583,8 @@ impl Packed {
                 explanation: s.explanation.as_ref().map(text),
             })
             .collect();
-        let record = ResultRecord {
-            prompt_hash: self.text[r.prompt_hash.clone()].to_owned(),
-            prompt: text(&r.prompt),
-            category: r.category.as_ref().map(text),
-            scores,
-        };
+        let record = ResultRecord::new(text(&r.prompt), r.category.as_ref().map(text), scores)
+            .with_hash(r.hash);
         (r.number, record)
     }
 }
@@ -564,7 +598,10 @@ mod tests {
     #[test]
     fn parses_a_bedrock_result_line() {
         let r = parse_line(LINE.as_bytes()).unwrap();
-        assert_eq!(r.prompt_hash, crate::layout::prompt_hash("What is 2+2?"));
+        assert_eq!(
+            crate::layout::prompt_hash_hex(r.prompt_hash()),
+            crate::layout::prompt_hash("What is 2+2?")
+        );
         assert_eq!(r.category.as_deref(), Some("Math"));
         assert_eq!(r.scores.len(), 3);
         assert_eq!(r.scores[0].value, Some(0.75));
@@ -684,27 +721,27 @@ mod tests {
         assert_eq!(prompts, ["What is 2+2?", "What is 2+2?"]);
     }
 
-    /// The record, owning its text (to keep it past its line).
-    fn owned(r: &ResultRecord<'_>) -> ResultRecord<'static> {
+    /// The record, owning its text (to keep it past its line), and its prompt hash.
+    fn owned(r: &ResultRecord<'_>) -> (ResultRecord<'static>, u64) {
         let own = |text: &Cow<'_, str>| Cow::Owned(text.to_string());
-        ResultRecord {
-            prompt_hash: r.prompt_hash.clone(),
-            prompt: own(&r.prompt),
-            category: r.category.as_ref().map(own),
-            scores: r
-                .scores
-                .iter()
-                .map(|s| Score {
-                    metric: own(&s.metric),
-                    value: s.value,
-                    explanation: s.explanation.as_ref().map(own),
-                })
-                .collect(),
-        }
+        let scores = r
+            .scores
+            .iter()
+            .map(|s| Score {
+                metric: own(&s.metric),
+                value: s.value,
+                explanation: s.explanation.as_ref().map(own),
+            })
+            .collect();
+        let record = ResultRecord::new(own(&r.prompt), r.category.as_ref().map(own), scores);
+        (record, r.prompt_hash())
     }
 
-    /// Both readers over `text`: the records each saw (owned), and how each ended.
-    async fn both(text: &str) -> [(Vec<ResultRecord<'static>>, Result<u64, String>); 2] {
+    type Seen = (Vec<(ResultRecord<'static>, u64)>, Result<u64, String>);
+
+    /// Both readers over `text` (the parallel one with its workers hashing prompts or not):
+    /// the records each saw, and how each ended.
+    async fn both(text: &str, every_hash: bool) -> [Seen; 2] {
         let mut seq = Vec::new();
         let end = read_results(text.as_bytes(), "u", |r| {
             seq.push(owned(r));
@@ -713,7 +750,8 @@ mod tests {
         .await
         .map_err(|e| e.to_string());
         let mut par = Vec::new();
-        let par_end = read_results_parallel(std::io::Cursor::new(text.as_bytes()), "u", |r| {
+        let cursor = std::io::Cursor::new(text.as_bytes());
+        let par_end = read_results_parallel(cursor, "u", every_hash, |r| {
             par.push(owned(r));
             Ok(())
         })
@@ -735,13 +773,15 @@ mod tests {
             })
             .collect();
         assert!(text.len() > 2 * crate::local::CHUNK);
-        let [seq, par] = both(&text).await;
-        assert_eq!(seq.1, Ok(6000));
-        assert_eq!(seq, par);
+        for every_hash in [false, true] {
+            let [seq, par] = both(&text, every_hash).await;
+            assert_eq!(seq.1, Ok(6000));
+            assert_eq!(seq, par, "every_hash: {every_hash}");
+        }
 
         // The same error at the same line, after the same records.
         let broken = format!("{text}{{oops\n{LINE}\n");
-        let [seq, par] = both(&broken).await;
+        let [seq, par] = both(&broken, false).await;
         let message = seq.1.clone().unwrap_err();
         let bad_line = text.matches('\n').count() + 1;
         assert!(
@@ -752,7 +792,7 @@ mod tests {
 
         // An error from the callback stops both at the same record.
         let mut seen = 0;
-        let err = read_results_parallel(std::io::Cursor::new(text.as_bytes()), "u", |_| {
+        let err = read_results_parallel(std::io::Cursor::new(text.as_bytes()), "u", false, |_| {
             seen += 1;
             if seen == 4500 {
                 Err("stop here".into())
