@@ -168,7 +168,7 @@ impl Worst {
             explanation: explanation
                 .map(|e| shorten(e, EXPLANATION_CHARS))
                 .unwrap_or_default(),
-            prompt: keep_prompt.then(|| shorten(&record.prompt, PROMPT_CHARS)),
+            prompt: keep_prompt.then(|| shorten(&record.prompt.decoded(), PROMPT_CHARS)),
         };
         self.items.insert(at, (hash, prompt));
         self.items.truncate(self.k);

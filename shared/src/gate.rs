@@ -1076,7 +1076,7 @@ mod tests {
         for (prompt, category, scores) in rows {
             aggregator
                 .add(&ResultRecord::new(
-                    Cow::Borrowed(prompt),
+                    Cow::Borrowed(prompt.as_str()),
                     category.map(Cow::Borrowed),
                     scores
                         .iter()

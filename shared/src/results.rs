@@ -30,10 +30,65 @@ mod scan;
 /// Longest line accepted (a record holds a prompt, a response and the judge's explanations).
 pub const MAX_LINE_BYTES: usize = 32 * 1024 * 1024;
 
+/// A string of a results line: its text, or the text as written when its only escapes are
+/// the short ones (`\n`, `\"`…), decoded only when asked for. Prompts are mostly only ever
+/// hashed, which reads the pieces between escapes: decoding every prompt into a new string
+/// (they nearly all hold line breaks) was an allocation and a copy per record.
+#[derive(Debug, Clone)]
+pub enum Text<'a> {
+    Plain(Cow<'a, str>),
+    /// What [`crate::json_scan::Scanner::raw_string`] accepted, with at least one escape.
+    Escaped(&'a str),
+}
+
+impl<'a> Text<'a> {
+    /// The text, decoded.
+    pub fn decoded(&self) -> Cow<'a, str> {
+        match self {
+            Text::Plain(text) => text.clone(),
+            Text::Escaped(raw) => {
+                let mut bytes = Vec::with_capacity(raw.len());
+                for piece in crate::json_scan::unescaped(raw) {
+                    bytes.extend_from_slice(piece);
+                }
+                // Escapes decode to ASCII and the rest was valid UTF-8: never lossy.
+                Cow::Owned(String::from_utf8_lossy(&bytes).into_owned())
+            }
+        }
+    }
+
+    /// The decoded text, in pieces.
+    fn pieces(&self) -> impl Iterator<Item = &[u8]> {
+        let (plain, raw) = match self {
+            Text::Plain(text) => (Some(text.as_bytes()), ""),
+            Text::Escaped(raw) => (None, *raw),
+        };
+        plain.into_iter().chain(crate::json_scan::unescaped(raw))
+    }
+}
+
+impl<'a> From<Cow<'a, str>> for Text<'a> {
+    fn from(text: Cow<'a, str>) -> Self {
+        Text::Plain(text)
+    }
+}
+
+impl PartialEq for Text<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.pieces().flatten().eq(other.pieces().flatten())
+    }
+}
+
+impl PartialEq<&str> for Text<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        self.pieces().flatten().eq(other.as_bytes())
+    }
+}
+
 /// One judged prompt, borrowing from the line it was read from.
 #[derive(Debug, Clone)]
 pub struct ResultRecord<'a> {
-    pub prompt: Cow<'a, str>,
+    pub prompt: Text<'a>,
     pub category: Option<Cow<'a, str>>,
     pub scores: Vec<Score<'a>>,
     /// [`ResultRecord::prompt_hash`], computed when first asked for: most records never
@@ -61,12 +116,12 @@ pub struct Score<'a> {
 impl<'a> ResultRecord<'a> {
     /// The record of a parsed line: a blank category dropped.
     pub fn new(
-        prompt: Cow<'a, str>,
+        prompt: impl Into<Text<'a>>,
         category: Option<Cow<'a, str>>,
         scores: Vec<Score<'a>>,
     ) -> Self {
         ResultRecord {
-            prompt,
+            prompt: prompt.into(),
             category: non_blank(category),
             scores,
             hash: OnceCell::new(),
@@ -77,7 +132,7 @@ impl<'a> ResultRecord<'a> {
     pub fn prompt_hash(&self) -> u64 {
         *self
             .hash
-            .get_or_init(|| crate::layout::prompt_hash_value([self.prompt.as_bytes()]))
+            .get_or_init(|| crate::layout::prompt_hash_value(self.prompt.pieces()))
     }
 
     /// Sets the hash computed elsewhere (a parsing worker) from the same prompt.
@@ -527,6 +582,8 @@ struct PackedRecord {
     number: u64,
     hash: Option<u64>,
     prompt: Span,
+    /// The prompt is a [`Text::Escaped`].
+    escaped: bool,
     category: Option<Span>,
     scores: Span,
 }
@@ -564,7 +621,11 @@ impl Packed {
         let packed = PackedRecord {
             number,
             hash,
-            prompt: self.put(&record.prompt),
+            prompt: match &record.prompt {
+                Text::Plain(text) => self.put(text),
+                Text::Escaped(raw) => self.put(raw),
+            },
+            escaped: matches!(record.prompt, Text::Escaped(_)),
             category: record.category.as_deref().map(|c| self.put(c)),
             scores: first_score..self.scores.len(),
         };
@@ -583,8 +644,12 @@ impl Packed {
                 explanation: s.explanation.as_ref().map(text),
             })
             .collect();
-        let record = ResultRecord::new(text(&r.prompt), r.category.as_ref().map(text), scores)
-            .with_hash(r.hash);
+        let prompt = match r.escaped {
+            true => Text::Escaped(&self.text[r.prompt.clone()]),
+            false => Text::Plain(text(&r.prompt)),
+        };
+        let record =
+            ResultRecord::new(prompt, r.category.as_ref().map(text), scores).with_hash(r.hash);
         (r.number, record)
     }
 }
@@ -613,7 +678,7 @@ mod tests {
         );
         assert_eq!(r.scores[2].value, Some(0.0), "an integer 0 is a real score");
         // Borrowed, not copied, when the text has no escapes.
-        assert!(matches!(r.prompt, Cow::Borrowed(_)));
+        assert!(matches!(r.prompt, Text::Plain(Cow::Borrowed(_))));
     }
 
     #[test]
@@ -712,7 +777,7 @@ mod tests {
         let reader = tokio::io::BufReader::with_capacity(7, text.as_bytes());
         let mut prompts = Vec::new();
         let n = read_results(reader, "u", |r| {
-            prompts.push(r.prompt.to_string());
+            prompts.push(r.prompt.decoded().into_owned());
             Ok(())
         })
         .await
@@ -733,7 +798,8 @@ mod tests {
                 explanation: s.explanation.as_ref().map(own),
             })
             .collect();
-        let record = ResultRecord::new(own(&r.prompt), r.category.as_ref().map(own), scores);
+        let prompt = own(&r.prompt.decoded());
+        let record = ResultRecord::new(prompt, r.category.as_ref().map(own), scores);
         (record, r.prompt_hash())
     }
 

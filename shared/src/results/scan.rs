@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use super::{LenientNumber, ResultRecord, Score, non_blank};
+use super::{LenientNumber, ResultRecord, Score, Text, non_blank};
 use crate::json_scan::{Scanner, has_control_byte, once};
 
 /// The record on `text`, when the line is of the usual shape.
@@ -26,7 +26,7 @@ pub(super) fn parse(text: &str) -> Option<ResultRecord<'_>> {
     Some(ResultRecord::new(prompt?, category, scores?))
 }
 
-type Input<'a> = (Option<Cow<'a, str>>, Option<Cow<'a, str>>);
+type Input<'a> = (Option<Text<'a>>, Option<Cow<'a, str>>);
 
 impl<'a> Scanner<'a> {
     /// A score's `result`: a number, or not scored (null, or any other value).
@@ -99,11 +99,24 @@ impl<'a> Scanner<'a> {
         Some(first)
     }
 
+    /// A string as written when its escapes are short ones, else decoded.
+    fn text(&mut self) -> Option<Text<'a>> {
+        let at = self.at;
+        if let Some(raw) = self.raw_string() {
+            return Some(match memchr::memchr(b'\\', raw.as_bytes()) {
+                Some(_) => Text::Escaped(raw),
+                None => Text::Plain(Cow::Borrowed(raw)),
+            });
+        }
+        self.at = at;
+        self.string().map(Text::Plain)
+    }
+
     /// `inputRecord`: the prompt and the category.
     fn input(&mut self) -> Option<Input<'a>> {
         let (mut prompt, mut category) = (None, None);
         self.object(|s, key| match key {
-            "prompt" => once(&mut prompt, s.nullable_string()),
+            "prompt" => once(&mut prompt, s.nullable(Self::text)),
             "category" => once(&mut category, s.nullable_string()),
             _ => s.skip(1),
         })?;
@@ -123,7 +136,10 @@ mod tests {
     fn agrees(line: &str) -> Option<ResultRecord<'_>> {
         let scanned = parse(line)?;
         match parse_with_serde(line) {
-            Ok(reference) => assert_eq!(scanned, reference, "{line}"),
+            Ok(reference) => {
+                assert_eq!(scanned, reference, "{line}");
+                assert_eq!(scanned.prompt_hash(), reference.prompt_hash(), "{line}");
+            }
             Err(e) => panic!("scan read a line serde_json rejects ({e}): {line}"),
         }
         Some(scanned)
@@ -151,6 +167,12 @@ mod tests {
         assert_eq!(
             r.prompt,
             "Context:\nSubscriptions renew.\n\nQ: \"Why?\" ¿Qué?"
+        );
+        // Kept as written, decoded only when asked for; hashed as its decoded text.
+        assert!(matches!(r.prompt, Text::Escaped(_)), "{:?}", r.prompt);
+        assert_eq!(
+            r.prompt_hash(),
+            crate::layout::prompt_hash_value([r.prompt.decoded().as_bytes()])
         );
     }
 
