@@ -535,12 +535,15 @@ where
     };
     let sink = |packed: Packed| {
         let mut outcome = Ok(());
+        // One list of scores for the piece's records, refilled for each.
+        let mut scores = Vec::new();
         for i in 0..packed.records.len() {
-            let (number, record) = packed.record(i);
+            let (number, record) = packed.record(i, scores);
             if let Err(message) = on_record(&record) {
                 outcome = Err(content(number, message));
                 break;
             }
+            scores = record.scores;
             count += 1;
         }
         if outcome.is_ok()
@@ -632,18 +635,16 @@ impl Packed {
         self.records.push(packed);
     }
 
-    /// The `i`th record, borrowing its text.
-    fn record(&self, i: usize) -> (u64, ResultRecord<'_>) {
+    /// The `i`th record, borrowing its text; its scores fill `scores` (emptied first).
+    fn record<'p>(&'p self, i: usize, mut scores: Vec<Score<'p>>) -> (u64, ResultRecord<'p>) {
         let r = &self.records[i];
         let text = |span: &Span| Cow::Borrowed(&self.text[span.clone()]);
-        let scores = self.scores[r.scores.clone()]
-            .iter()
-            .map(|s| Score {
-                metric: text(&s.metric),
-                value: s.value,
-                explanation: s.explanation.as_ref().map(text),
-            })
-            .collect();
+        scores.clear();
+        scores.extend(self.scores[r.scores.clone()].iter().map(|s| Score {
+            metric: text(&s.metric),
+            value: s.value,
+            explanation: s.explanation.as_ref().map(text),
+        }));
         let prompt = match r.escaped {
             true => Text::Escaped(&self.text[r.prompt.clone()]),
             false => Text::Plain(text(&r.prompt)),
