@@ -332,6 +332,16 @@ pub(crate) fn unescaped(raw: &str) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// The text of a [`Scanner::raw_string`], decoded.
+pub(crate) fn unescape(raw: &str) -> String {
+    let mut bytes = Vec::with_capacity(raw.len());
+    for piece in unescaped(raw) {
+        bytes.extend_from_slice(piece);
+    }
+    // Escapes decode to ASCII and the runs between them are whole characters: never lossy.
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// Every one-byte deletion of `line`, and every insertion of a byte that means something in
 /// JSON, at every position: the lines on which a reader's tests compare it with serde_json.
 #[cfg(test)]

@@ -46,14 +46,7 @@ impl<'a> Text<'a> {
     pub fn decoded(&self) -> Cow<'a, str> {
         match self {
             Text::Plain(text) => text.clone(),
-            Text::Escaped(raw) => {
-                let mut bytes = Vec::with_capacity(raw.len());
-                for piece in crate::json_scan::unescaped(raw) {
-                    bytes.extend_from_slice(piece);
-                }
-                // Escapes decode to ASCII and the rest was valid UTF-8: never lossy.
-                Cow::Owned(String::from_utf8_lossy(&bytes).into_owned())
-            }
+            Text::Escaped(raw) => Cow::Owned(crate::json_scan::unescape(raw)),
         }
     }
 
@@ -133,14 +126,6 @@ impl<'a> ResultRecord<'a> {
         *self
             .hash
             .get_or_init(|| crate::layout::prompt_hash_value(self.prompt.pieces()))
-    }
-
-    /// Sets the hash computed elsewhere (a parsing worker) from the same prompt.
-    fn with_hash(self, hash: Option<u64>) -> Self {
-        if let Some(hash) = hash {
-            let _ = self.hash.set(hash);
-        }
-        self
     }
 }
 
@@ -516,8 +501,11 @@ where
             }
             match parse_line(line) {
                 Ok(record) => {
-                    let hash = every_hash.then(|| record.prompt_hash());
-                    packed.push(number, &record, hash);
+                    if every_hash {
+                        // Kept on the record, and packed with it.
+                        record.prompt_hash();
+                    }
+                    packed.push(number, &record);
                 }
                 Err(message) => {
                     packed.error = Some((number, message));
@@ -611,7 +599,8 @@ impl Packed {
         start..self.text.len()
     }
 
-    fn push(&mut self, number: u64, record: &ResultRecord<'_>, hash: Option<u64>) {
+    /// Packs `record`, with its prompt hash if it has been computed.
+    fn push(&mut self, number: u64, record: &ResultRecord<'_>) {
         let first_score = self.scores.len();
         for score in &record.scores {
             let packed = PackedScore {
@@ -623,7 +612,7 @@ impl Packed {
         }
         let packed = PackedRecord {
             number,
-            hash,
+            hash: record.hash.get().copied(),
             prompt: match &record.prompt {
                 Text::Plain(text) => self.put(text),
                 Text::Escaped(raw) => self.put(raw),
@@ -649,8 +638,13 @@ impl Packed {
             true => Text::Escaped(&self.text[r.prompt.clone()]),
             false => Text::Plain(text(&r.prompt)),
         };
-        let record =
-            ResultRecord::new(prompt, r.category.as_ref().map(text), scores).with_hash(r.hash);
+        // Not `ResultRecord::new`: the category was filtered when the record was parsed.
+        let record = ResultRecord {
+            prompt,
+            category: r.category.as_ref().map(text),
+            scores,
+            hash: r.hash.map_or_else(OnceCell::new, OnceCell::from),
+        };
         (r.number, record)
     }
 }

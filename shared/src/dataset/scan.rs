@@ -246,10 +246,7 @@ fn as_serde_writes(raw: &str) -> bool {
 mod tests {
     use super::super::{MetadataLine, parse_record};
     use super::*;
-
-    fn unescape(raw: &str) -> String {
-        String::from_utf8(unescaped(raw).collect::<Vec<_>>().concat()).expect("UTF-8")
-    }
+    use crate::json_scan::unescape;
 
     /// A realistic line: escapes, non-ASCII text, metadata of every JSON type.
     const LINE: &str = r#"{"prompt":"Context:\nPlans renew.\n\nQ: \"Why?\" ¿Qué? \\ done","referenceResponse":"They renew on the billing date.","category":"Billing","modelResponses":[{"response":"Thanks!\r\n1. Open **Settings → Security**.\tb\f","modelIdentifier":"support-bot-v42"}],"latencyMs":1939,"inputTokens":244,"outputTokens":159,"cost":0.000704,"userId":"u-0","tags":["a",{"b":[1,-2.5e3,true,false,null]}],"n":null,"f":[0.1,-0.25,1.0,100.50,0.30000000000000004]}"#;
