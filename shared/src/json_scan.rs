@@ -270,19 +270,27 @@ impl<'a> Scanner<'a> {
     /// ones serde_json writes itself (`\"` `\\` `\b` `\f` `\n` `\r` `\t`): then serde_json
     /// would write its text back exactly as it is here. Any other escape is `None`.
     pub(crate) fn raw_string(&mut self) -> Option<&'a str> {
+        self.raw_string_escaped().map(|(raw, _)| raw)
+    }
+
+    /// [`Scanner::raw_string`], and whether it holds an escape (found on the way, so the
+    /// caller need not search the text again).
+    pub(crate) fn raw_string_escaped(&mut self) -> Option<(&'a str, bool)> {
         self.eat(b'"')?;
         let start = self.at;
+        let mut escaped = false;
         loop {
             let rest = &self.bytes()[self.at..];
             let end = memchr::memchr2(b'"', b'\\', rest)?;
             self.at += end + 1;
             if rest[end] == b'"' {
-                return self.text.get(start..self.at - 1);
+                return Some((self.text.get(start..self.at - 1)?, escaped));
             }
             let (b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't') = self.peek()? else {
                 return None;
             };
             self.at += 1;
+            escaped = true;
         }
     }
 

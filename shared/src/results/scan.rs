@@ -102,10 +102,10 @@ impl<'a> Scanner<'a> {
     /// A string as written when its escapes are short ones, else decoded.
     fn text(&mut self) -> Option<Text<'a>> {
         let at = self.at;
-        if let Some(raw) = self.raw_string() {
-            return Some(match memchr::memchr(b'\\', raw.as_bytes()) {
-                Some(_) => Text::Escaped(raw),
-                None => Text::Plain(Cow::Borrowed(raw)),
+        if let Some((raw, escaped)) = self.raw_string_escaped() {
+            return Some(match escaped {
+                true => Text::Escaped(raw),
+                false => Text::Plain(Cow::Borrowed(raw)),
             });
         }
         self.at = at;
