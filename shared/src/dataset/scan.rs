@@ -38,7 +38,7 @@ pub(super) fn parse(text: &str) -> Option<Raw<'_>> {
     if has_control_byte(text.as_bytes()) {
         return None;
     }
-    let mut s = Scanner { text, at: 0 };
+    let mut s = Scanner::new(text);
     let (mut prompt, mut reference, mut category, mut responses) = (None, None, None, None);
     let mut metadata = Vec::new();
     s.object(|s, key| match key {
@@ -210,14 +210,14 @@ fn write_value(out: &mut Vec<u8>, raw: &str) -> Option<()> {
         out.extend_from_slice(raw.as_bytes());
         return Some(());
     }
-    // A plain decimal fraction: `str::parse` reads it as serde_json does (see
-    // `Scanner::number`), without building a `Value`.
-    let mut s = Scanner { text: raw, at: 0 };
+    // A plain decimal fraction: `Scanner::number` gives serde_json's value for it, without
+    // building a `Value`.
+    let mut s = Scanner::new(raw);
     if raw.contains('.')
-        && let Some((_, true)) = s.number()
+        && let Some((_, Some(value))) = s.number()
         && s.at_end()
     {
-        return serde_json::to_writer(&mut *out, &raw.parse::<f64>().ok()?).ok();
+        return serde_json::to_writer(&mut *out, &value).ok();
     }
     let value: Value = serde_json::from_str(raw).ok()?;
     serde_json::to_writer(&mut *out, &value).ok()
@@ -230,7 +230,7 @@ fn as_serde_writes(raw: &str) -> bool {
     let b = raw.as_bytes();
     match b.first() {
         Some(b'"') => {
-            let mut s = Scanner { text: raw, at: 0 };
+            let mut s = Scanner::new(raw);
             s.raw_string().is_some() && s.at_end()
         }
         Some(b'n' | b't' | b'f') => true,

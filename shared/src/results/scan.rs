@@ -5,14 +5,13 @@
 use std::borrow::Cow;
 
 use super::{LenientNumber, ResultRecord, Score, Text, non_blank};
-use crate::json_scan::{Scanner, has_control_byte, once};
+use crate::json_scan::{Scanner, once};
 
 /// The record on `text`, when the line is of the usual shape.
 pub(super) fn parse(text: &str) -> Option<ResultRecord<'_>> {
-    if has_control_byte(text.as_bytes()) {
-        return None;
-    }
-    let mut s = Scanner { text, at: 0 };
+    // Control bytes: the string searches stop at those in strings, where JSON forbids them;
+    // between tokens, tab, CR and LF are whitespace to both readers, and any other is no token.
+    let mut s = Scanner::new(text);
     let (mut scores, mut input) = (None, None);
     s.object(|s, key| match key {
         "automatedEvaluationResult" => once(&mut scores, s.automated()),
@@ -34,8 +33,8 @@ impl<'a> Scanner<'a> {
         match self.peek()? {
             b'-' | b'0'..=b'9' => {
                 let (text, simple) = self.number()?;
-                if simple {
-                    text.parse::<f64>().ok().map(Some)
+                if let Some(value) = simple {
+                    Some(Some(value))
                 } else {
                     serde_json::from_str::<LenientNumber>(text)
                         .ok()
@@ -202,7 +201,6 @@ mod tests {
             r#"{"automatedEvaluationResult":{"scores":[]},"inputRecord":{"pr\u006fmpt":"p"}}"#,
             r#"{"automatedEvaluationResult":{"scores":[]},"inputRecord":{"prompt":"\ud83d\ude00"}}"#,
             r#"{"automatedEvaluationResult":{"scores":[]},"inputRecord":{"prompt":"\ud83d"}}"#,
-            "{\"automatedEvaluationResult\":{\"scores\":[]},\t\"inputRecord\":{\"prompt\":\"p\"}}",
             r#"{"automatedEvaluationResult":{"scores":[{"metricName":"m","result":1e400}]},"inputRecord":{"prompt":"p"}}"#,
             r#"{"automatedEvaluationResult":{"scores":[{"metricName":"m","result":"\ud800"}]},"inputRecord":{"prompt":"p"}}"#,
             r#"[{"scores":[]},{"prompt":"p"}]"#,
@@ -217,6 +215,32 @@ mod tests {
         );
         assert!(parse(&deep).is_none());
         assert!(parse_with_serde(&deep).is_ok());
+    }
+
+    #[test]
+    fn control_bytes_are_whitespace_between_tokens_and_refused_in_strings() {
+        for space in ["\t", "\r", "\n", " \t\r\n "] {
+            let line = LINE.replace(
+                ",\"inputRecord\":{",
+                &format!(",{space}\"inputRecord\":{space}{{{space}"),
+            );
+            assert!(agrees(&line).is_some(), "{line:?}");
+        }
+        for control in ['\t', '\n', '\u{0}', '\u{1f}'] {
+            // In a key, a kept string, a skipped string: serde_json rejects them all.
+            for (from, to) in [
+                ("metricName", "metric?Name"),
+                ("Billing", "Bill?ing"),
+                ("app", "a?pp"),
+            ] {
+                let line = LINE.replacen(from, &to.replace('?', &control.to_string()), 1);
+                assert!(parse(&line).is_none(), "{line:?}");
+                assert!(parse_with_serde(&line).is_err(), "{line:?}");
+            }
+        }
+        // Any other control byte between tokens is no token.
+        let line = LINE.replace(",\"inputRecord\"", ",\u{1}\"inputRecord\"");
+        assert!(parse(&line).is_none() && parse_with_serde(&line).is_err());
     }
 
     #[test]
