@@ -8,9 +8,9 @@
 //!
 //! A reader built on it ([`crate::results`], [`crate::dataset`]) answers only when a line is
 //! plain, valid JSON of the shape it expects; on anything else (an error, a duplicate or
-//! escaped key, a surrogate escape, a raw tab, deep nesting, an unusual number) it steps
-//! aside and the caller parses the line with serde_json, which reads it or explains what is
-//! wrong. Each reader's tests compare it with its serde_json path on every kind of line.
+//! escaped key, a surrogate escape, a control byte in a string, deep nesting, an unusual
+//! number) it steps aside and the caller parses the line with serde_json, which reads it or
+//! explains what is wrong. Each reader's tests compare it with its serde_json path on every kind of line.
 
 use std::borrow::Cow;
 

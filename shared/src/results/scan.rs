@@ -197,7 +197,7 @@ mod tests {
             // Duplicate keys: serde_json rejects them where it reads the field.
             r#"{"automatedEvaluationResult":{"scores":[]},"inputRecord":{"prompt":"p","prompt":"q"}}"#,
             r#"{"automatedEvaluationResult":{"scores":[{"metricName":"m","result":1,"result":2}]},"inputRecord":{"prompt":"p"}}"#,
-            // Valid, but unusual: escaped keys, surrogates, raw tabs, odd numbers, deep values.
+            // Valid, but unusual: escaped keys, surrogates, odd numbers, deep values.
             r#"{"automatedEvaluationResult":{"scores":[]},"inputRecord":{"pr\u006fmpt":"p"}}"#,
             r#"{"automatedEvaluationResult":{"scores":[]},"inputRecord":{"prompt":"\ud83d\ude00"}}"#,
             r#"{"automatedEvaluationResult":{"scores":[]},"inputRecord":{"prompt":"\ud83d"}}"#,
