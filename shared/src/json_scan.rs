@@ -130,12 +130,12 @@ impl<'a> Scanner<'a> {
     fn load_block(&mut self, from: usize) {
         let bytes = self.bytes();
         self.block = from;
-        self.stops = match bytes.get(from..from + 64) {
-            Some(block) => block.try_into().map_or(0, block_stops),
+        let rest = bytes.get(from..).unwrap_or_default();
+        self.stops = match rest.first_chunk::<64>() {
+            Some(block) => block_stops(block),
             None => {
                 // The line's last bytes, padded with spaces, which are not stops.
                 let mut block = [b' '; 64];
-                let rest = bytes.get(from..).unwrap_or_default();
                 block[..rest.len()].copy_from_slice(rest);
                 block_stops(&block)
             }

@@ -32,13 +32,12 @@ impl<'a> Scanner<'a> {
     fn result(&mut self) -> Option<Option<f64>> {
         match self.peek()? {
             b'-' | b'0'..=b'9' => {
-                let (text, simple) = self.number()?;
-                if let Some(value) = simple {
-                    Some(Some(value))
-                } else {
-                    serde_json::from_str::<LenientNumber>(text)
+                let (text, value) = self.number()?;
+                match value {
+                    Some(value) => Some(Some(value)),
+                    None => serde_json::from_str::<LenientNumber>(text)
                         .ok()
-                        .map(|n| n.0)
+                        .map(|n| n.0),
                 }
             }
             // serde_json checks a string's escapes before calling it "not a number".
