@@ -171,7 +171,7 @@ fn open(path: &Path) -> Result<LocalFile, String> {
 
 fn validate(dataset: &Path) -> Result<(), String> {
     let file = std::fs::File::open(dataset).map_err(|e| format!("{}: {e}", dataset.display()))?;
-    let validation = evalgate::dataset::validate_parallel(file, &bench_limits())
+    let validation = evalgate::dataset::validate_parallel(&file, &bench_limits())
         .map_err(|e| format!("{}: {e}", dataset.display()))?;
     let doc = json!({
         "dataset": dataset.display().to_string(),

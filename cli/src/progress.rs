@@ -6,6 +6,7 @@
 
 use std::io::IsTerminal;
 use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -16,8 +17,9 @@ pub struct Progress<R> {
     inner: R,
     label: String,
     total: Option<u64>,
-    done: u64,
-    last: Option<Instant>,
+    /// Bytes read, and when the line was last drawn: shared by the workers of
+    /// [`evalgate::local::map_lines`].
+    state: Mutex<(u64, Option<Instant>)>,
     enabled: bool,
 }
 
@@ -27,31 +29,31 @@ impl<R> Progress<R> {
             inner,
             label: label.into(),
             total,
-            done: 0,
-            last: None,
+            state: Mutex::new((0, None)),
             enabled: std::io::stderr().is_terminal(),
         }
     }
 
-    fn tick(&mut self) {
+    /// Moves the count of bytes read with `advance` and redraws the line when it is due.
+    fn tick(&self, advance: impl FnOnce(&mut u64)) {
         if !self.enabled {
             return;
         }
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (done, last) = &mut *state;
+        advance(done);
         let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|last| now.duration_since(last) < Duration::from_millis(250))
-        {
+        if last.is_some_and(|last| now.duration_since(last) < Duration::from_millis(250)) {
             return;
         }
-        self.last = Some(now);
-        let mb = self.done as f64 / 1e6;
+        *last = Some(now);
+        let mb = *done as f64 / 1e6;
         match self.total.filter(|t| *t > 0) {
             Some(total) => eprint!(
                 "\r{}: {mb:.1} MB of {:.1} MB ({:.0}%)   ",
                 self.label,
                 total as f64 / 1e6,
-                100.0 * self.done as f64 / total as f64
+                100.0 * *done as f64 / total as f64
             ),
             None => eprint!("\r{}: {mb:.1} MB   ", self.label),
         }
@@ -60,7 +62,11 @@ impl<R> Progress<R> {
 
 impl<R> Drop for Progress<R> {
     fn drop(&mut self) {
-        if self.enabled && self.last.is_some() {
+        let drawn = self
+            .state
+            .get_mut()
+            .map_or(true, |(_, last)| last.is_some());
+        if self.enabled && drawn {
             // Clear the status line so the report starts on a clean line.
             eprint!("\r\x1b[2K");
         }
@@ -76,8 +82,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for Progress<R> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         let read = buf.filled().len() - before;
-        self.done += read as u64;
-        self.tick();
+        self.tick(|done| *done += read as u64);
         poll
     }
 }
@@ -89,17 +94,16 @@ impl<R: AsyncBufRead + Unpin> AsyncBufRead for Progress<R> {
 
     fn consume(mut self: Pin<&mut Self>, amt: usize) {
         Pin::new(&mut self.inner).consume(amt);
-        self.done += amt as u64;
-        self.tick();
+        self.tick(|done| *done += amt as u64);
     }
 }
 
-/// The blocking form, for files read by [`evalgate::local::map_lines`].
-impl<R: std::io::Read> std::io::Read for Progress<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.done += n as u64;
-        self.tick();
+/// The form for files read at positions by [`evalgate::local::map_lines`]'s workers: how
+/// far into the file the reads have reached.
+impl<R: evalgate::local::ReadAt> evalgate::local::ReadAt for Progress<R> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let n = self.inner.read_at(buf, offset)?;
+        self.tick(|done| *done = (*done).max(offset + n as u64));
         Ok(n)
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::policy::gates::Direction;
-use crate::results::{LenientNumber, ResultRecord};
+use crate::results::{LenientNumber, ResultRecord, Text};
 use crate::stats::{Moments, QuantileSketch};
 
 /// Most distinct metric names a release may report (Bedrock allows 25 per dataset).
@@ -143,7 +143,7 @@ impl Worst {
         &mut self,
         score: f64,
         record: &ResultRecord<'_>,
-        explanation: Option<&str>,
+        explanation: Option<&Text<'_>>,
         keep_prompt: bool,
     ) {
         if self.k == 0 {
@@ -166,7 +166,7 @@ impl Worst {
             score,
             category: record.category.as_deref().map(str::to_owned),
             explanation: explanation
-                .map(|e| shorten(e, EXPLANATION_CHARS))
+                .map(|e| shorten(&e.decoded(), EXPLANATION_CHARS))
                 .unwrap_or_default(),
             prompt: keep_prompt.then(|| shorten(&record.prompt.decoded(), PROMPT_CHARS)),
         };
@@ -394,7 +394,7 @@ impl Aggregator {
             let passes = acc.setup.direction.meets(value, acc.setup.pass_bar);
             acc.passing += u64::from(passes);
             acc.worst
-                .offer(value, record, score.explanation.as_deref(), keep_prompt);
+                .offer(value, record, score.explanation.as_ref(), keep_prompt);
             if let Some(c) = category {
                 if acc.categories.len() <= c {
                     acc.categories.resize(c + 1, None);
@@ -409,7 +409,7 @@ impl Aggregator {
                 cat.moments.push(value);
                 cat.passing += u64::from(passes);
                 if !passes && let Some(worst) = &mut cat.worst {
-                    worst.offer(value, record, score.explanation.as_deref(), keep_prompt);
+                    worst.offer(value, record, score.explanation.as_ref(), keep_prompt);
                 }
             }
             if let Some(scores) = &mut self.scores {
@@ -776,7 +776,7 @@ mod tests {
                 .map(|(m, v)| Score {
                     metric: Cow::Borrowed(m),
                     value: *v,
-                    explanation: Some(Cow::Owned(format!("because {prompt}"))),
+                    explanation: Some(Text::Plain(Cow::Owned(format!("because {prompt}")))),
                 })
                 .collect(),
         )

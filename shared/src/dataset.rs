@@ -419,7 +419,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             let chunk = self.reader.fill_buf().await?;
             return Ok(Some((
                 self.line,
-                classify(self.line, &chunk[..end], end as u64, self.max),
+                classify(self.line == 1, &chunk[..end], end as u64, self.max),
             )));
         }
         self.buf.clear();
@@ -452,14 +452,14 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
         self.line += 1;
         Ok(Some((
             self.line,
-            classify(self.line, &self.buf, len, self.max),
+            classify(self.line == 1, &self.buf, len, self.max),
         )))
     }
 }
 
 /// A line from its first `max + 2` bytes (`head`) and its length without the `\n`: a `\r`
-/// before the `\n` and a UTF-8 BOM at the start of the file are not part of it.
-pub fn classify(number: u64, head: &[u8], len: u64, max: usize) -> Line<'_> {
+/// before the `\n` and, on the file's `first` line, a UTF-8 BOM are not part of it.
+pub fn classify(first: bool, head: &[u8], len: u64, max: usize) -> Line<'_> {
     let mut text = head;
     let mut len = len;
     if len == text.len() as u64
@@ -468,9 +468,7 @@ pub fn classify(number: u64, head: &[u8], len: u64, max: usize) -> Line<'_> {
         text = stripped;
         len -= 1;
     }
-    if number == 1
-        && let Some(stripped) = text.strip_prefix(&[0xEF, 0xBB, 0xBF])
-    {
+    if first && let Some(stripped) = text.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
         text = stripped;
         len -= 3;
     }
@@ -496,7 +494,7 @@ pub async fn validate_with<R: AsyncBufRead + Unpin>(
     let mut seen = Seen::default();
     let mut read = 0;
     while let Some((number, line)) = lines.next_line().await? {
-        let checked = check_line(number, line, &mut seen);
+        let checked = check_line(number, number == 1, line, &mut seen);
         let consumed = lines.bytes() - read;
         read = lines.bytes();
         if !validator.add(number, consumed, checked) {
@@ -508,50 +506,44 @@ pub async fn validate_with<R: AsyncBufRead + Unpin>(
 
 /// Validates a local dataset as [`validate_with`] does (same problems, same order, same
 /// shard plan), checking lines on every core: see [`crate::local::map_lines`].
-pub fn validate_parallel<R: std::io::Read + Send>(
-    reader: R,
+pub fn validate_parallel<R: crate::local::ReadAt + ?Sized>(
+    reader: &R,
     limits: &Limits,
 ) -> std::io::Result<Validation> {
-    use crate::local::{MapError, Piece, map_lines};
+    use crate::local::{LineAt, MapError, map_lines};
+    use std::ops::ControlFlow;
     let max = limits.max_line_bytes;
     let keep = max.saturating_add(2);
-    let check = |piece: &Piece| -> Vec<(u64, u64, Checked)> {
-        match piece {
-            Piece::Lines { first, bytes } => {
-                let mut at = 0;
-                let mut seen = Seen::default();
-                Piece::lines(*first, bytes)
-                    .map(|(number, raw)| {
-                        // The line and its `\n`, when it has one.
-                        let consumed = (raw.len() + 1).min(bytes.len() - at);
-                        at += consumed;
-                        let head = &raw[..raw.len().min(keep)];
-                        let line = classify(number, head, raw.len() as u64, max);
-                        let checked = check_line(number, line, &mut seen);
-                        (number, consumed as u64, checked)
-                    })
-                    .collect()
-            }
-            Piece::TooLong { line, head, bytes } => {
-                let checked = check_line(
-                    *line,
-                    classify(*line, head, *bytes, max),
-                    &mut Seen::default(),
-                );
-                vec![(*line, bytes + 1, checked)]
-            }
-        }
+    // Per range: the lines checked, numbered from the range's first line (the sink adds where
+    // it starts), and what the range has seen.
+    let new = || (Vec::<(u64, u64, Checked)>::new(), Seen::default());
+    let check = |(checked, seen): &mut (Vec<(u64, u64, Checked)>, Seen), at: LineAt<'_>| {
+        // The BOM and UTF-16 checks look at the file's first line only.
+        let first = at.offset == 0;
+        let line = classify(first, at.bytes, at.len, max);
+        checked.push((
+            at.number,
+            at.consumed,
+            check_line(at.number, first, line, seen),
+        ));
+        ControlFlow::Continue(())
     };
     let mut validator = Validator::new(limits);
-    let sink = |checked: Vec<(u64, u64, Checked)>| {
-        for (number, consumed, checked) in checked {
+    let sink = |first: u64, (checked, _): (Vec<(u64, u64, Checked)>, Seen)| {
+        for (number, consumed, mut checked) in checked {
+            let number = first - 1 + number;
+            if let Checked::Problems(problems) = &mut checked {
+                for line in problems.iter_mut().filter_map(|p| p.line.as_mut()) {
+                    *line += first - 1;
+                }
+            }
             if !validator.add(number, consumed, checked) {
                 return Err(());
             }
         }
         Ok(())
     };
-    let read = match map_lines(reader, keep, check, sink) {
+    let read = match map_lines(reader, keep, new, check, sink) {
         Ok(read) => Some(read),
         // Validation stopped early: the validator counted the bytes it read.
         Err(MapError::Sink(())) => None,
@@ -638,13 +630,14 @@ impl Seen {
     }
 }
 
-/// Checks one line on its own.
-pub fn check_line(number: u64, line: Line<'_>, seen: &mut Seen) -> Checked {
+/// Checks line `number` on its own (`first`: the file's first line, where a UTF-16 byte
+/// order mark is looked for).
+pub fn check_line(number: u64, first: bool, line: Line<'_>, seen: &mut Seen) -> Checked {
     let bytes = match line {
         Line::TooLong { bytes } => return Checked::TooLong { bytes },
         Line::Text(bytes) => bytes,
     };
-    if number == 1 && (bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF])) {
+    if first && (bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF])) {
         return Checked::Utf16;
     }
     if let Some(raw) = std::str::from_utf8(bytes).ok().and_then(scan::parse) {
@@ -2100,7 +2093,7 @@ mod tests {
     /// `validate_with` and `validate_parallel` on the same bytes.
     async fn both_ways(text: &[u8], limits: &Limits) -> (Validation, Validation) {
         let streamed = validate_with(text, limits).await.unwrap();
-        let parallel = validate_parallel(std::io::Cursor::new(text.to_vec()), limits).unwrap();
+        let parallel = validate_parallel(text, limits).unwrap();
         (streamed, parallel)
     }
 

@@ -12,10 +12,11 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::ops::ControlFlow;
 use std::ops::Range;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Mutex, mpsc};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncBufRead, AsyncRead, ReadBuf};
@@ -106,6 +107,16 @@ impl AsyncBufRead for LocalFile {
     }
 }
 
+/// One `read`, retried when interrupted by a signal.
+fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            read => return read,
+        }
+    }
+}
+
 /// Opens `path`; also returns its size when known (for progress).
 pub fn open_file(path: &Path) -> std::io::Result<(std::fs::File, Option<u64>)> {
     let file = std::fs::File::open(path)?;
@@ -119,43 +130,68 @@ pub fn open(path: &Path) -> std::io::Result<(LocalFile, Option<u64>)> {
     Ok((LocalFile::new(file), size))
 }
 
-/// Bytes of whole lines handed to a worker at a time: large enough that hand-offs cost
-/// nothing next to parsing (hundreds of records), small enough that the pieces in flight
-/// add only a few MB to the process (1 MB pieces took peak RSS from 9 to 40 MB).
+/// The bytes of a file each worker takes at a time: large enough that claiming one costs
+/// nothing next to parsing it (hundreds of records), small enough that the ranges in flight
+/// add only a few MB to the process.
 pub const CHUNK: usize = 256 * 1024;
 
-/// A part of a file, in the file's order.
-#[derive(Debug)]
-pub enum Piece {
-    /// Whole lines, numbered from `first`; each ends with `\n` except perhaps the file's last.
-    Lines { first: u64, bytes: Chunk },
-    /// A line longer than the `keep` given to [`map_lines`], never held whole: its first
-    /// `keep` bytes and its length (without the `\n`).
-    TooLong {
-        line: u64,
-        head: Vec<u8>,
-        bytes: u64,
-    },
+/// What a worker reads past the end of its range to finish the range's last line, at first:
+/// a line or two. Reading a whole [`BUFFER`] there copied half a range twice.
+const TAIL: usize = 16 * 1024;
+
+/// A source read at explicit positions: each worker of [`map_lines`] reads its own part of
+/// the file, with no cursor to share and no thread in between.
+pub trait ReadAt: Sync {
+    /// Reads into `buf` from `offset`; 0 at the end.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize>;
 }
 
-impl Piece {
-    /// The lines of a [`Piece::Lines`], numbered, without their `\n`.
-    pub fn lines(first: u64, bytes: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
-        let mut rest = bytes;
-        let mut number = first;
-        std::iter::from_fn(move || {
-            if rest.is_empty() {
-                return None;
-            }
-            let (line, next) = match memchr::memchr(b'\n', rest) {
-                Some(i) => (&rest[..i], &rest[i + 1..]),
-                None => (rest, &rest[rest.len()..]),
-            };
-            rest = next;
-            number += 1;
-            Some((number - 1, line))
-        })
+impl ReadAt for std::fs::File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        #[cfg(unix)]
+        return std::os::unix::fs::FileExt::read_at(self, buf, offset);
+        #[cfg(windows)]
+        return std::os::windows::fs::FileExt::seek_read(self, buf, offset);
+        #[cfg(not(any(unix, windows)))]
+        {
+            let _ = (buf, offset);
+            Err(std::io::ErrorKind::Unsupported.into())
+        }
     }
+}
+
+impl ReadAt for [u8] {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let rest = usize::try_from(offset)
+            .ok()
+            .and_then(|at| self.get(at..))
+            .unwrap_or_default();
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        Ok(n)
+    }
+}
+
+impl<T: ReadAt + ?Sized> ReadAt for &T {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        (**self).read_at(buf, offset)
+    }
+}
+
+/// One line of a file, as [`map_lines`] hands it to the mapping function.
+#[derive(Debug, Clone, Copy)]
+pub struct LineAt<'a> {
+    /// 1-based within the worker's range: the file's line number is this plus the number
+    /// the sink is given with the range's results, less one.
+    pub number: u64,
+    /// Where the line starts in the file (0: the file's first line).
+    pub offset: u64,
+    /// The line without its `\n`: its first `keep` bytes when it is longer than that.
+    pub bytes: &'a [u8],
+    /// The line's length without its `\n`: more than `bytes.len()` when too long to hold.
+    pub len: u64,
+    /// Bytes of the file the line takes, its `\n` included when it has one.
+    pub consumed: u64,
 }
 
 /// [`map_lines`] failed.
@@ -169,278 +205,479 @@ pub enum MapError<E> {
     Sink(E),
 }
 
-/// Reads `reader` in [`Piece`]s, maps each with `map` on one worker thread per core, and
-/// passes the results to `sink` in the file's order; returns the bytes read. Lines longer
-/// than `keep` bytes arrive as [`Piece::TooLong`], so memory stays bounded by the cores, the
-/// chunk size and `keep`. When `sink` fails, reading stops and the error is returned.
-pub fn map_lines<R, U, E, M, S>(
-    reader: R,
+/// Maps every line of `reader` on one worker per core and passes the results to `sink` in
+/// the file's order; returns the bytes of the lines read.
+///
+/// Each worker claims the next [`CHUNK`] of the file, reads it itself (at its position) and
+/// calls `line` on every line that starts in it, into an accumulator made by `new`. The
+/// accumulator goes to `sink` with the file's number of the range's first line: workers
+/// cannot know it, since earlier ranges may still be in flight, so [`LineAt::number`]
+/// counts from the range's start. The worker that completes the range the sink waits for
+/// runs the sink itself. A reading thread, a sink thread and the wake-ups between them cost
+/// a tenth of `evalgate gate`'s time, and the reading thread's copy reached the parsing
+/// core cold.
+///
+/// Lines longer than `keep` are measured, not held: memory stays bounded by the cores, the
+/// chunk size and `keep`. `line` breaking ends the read after that range's results are
+/// sunk, as does `sink` failing (its error is returned).
+pub fn map_lines<R, A, E, N, L, S>(
+    reader: &R,
     keep: usize,
-    map: M,
-    mut sink: S,
+    new: N,
+    line: L,
+    sink: S,
 ) -> Result<u64, MapError<E>>
 where
-    R: Read + Send,
-    U: Send,
-    M: Fn(&Piece) -> U + Sync,
-    S: FnMut(U) -> Result<(), E>,
+    R: ReadAt + ?Sized,
+    A: Send,
+    E: Send,
+    N: Fn() -> A + Sync,
+    L: Fn(&mut A, LineAt<'_>) -> ControlFlow<()> + Sync,
+    S: FnMut(u64, A) -> Result<(), E> + Send,
 {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(16));
-    // Pieces read but not yet sunk: bounds memory when one piece is slow to map.
-    let in_flight = workers * 2;
-    let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Piece)>(in_flight);
-    // Mapped pieces' buffers go back to the reader: a fresh one per piece cost page faults
-    // and the copies of growing it.
-    let spare = Spare(Mutex::new(Vec::new()), in_flight + 2);
-    // Workers take turns at the one queue.
-    let work_rx = Mutex::new(work_rx);
+    let shared = Shared {
+        queue: Mutex::new(Queue {
+            done: BTreeMap::new(),
+            claimed: 0,
+            sunk: 0,
+            waiting: 0,
+            stop: false,
+        }),
+        room: Condvar::new(),
+        // Ranges claimed but not yet sunk: bounds memory when one range is slow.
+        ahead: workers as u64 * 2,
+        sink: Mutex::new(Sink {
+            sink,
+            next: 0,
+            line: 1,
+            bytes: 0,
+            end: None,
+        }),
+    };
+    let work = || {
+        // A panicking worker must not leave the others waiting for its range.
+        let _stop_on_panic = StopOnPanic(&shared);
+        let mut buf = Buf::default();
+        while let Some(k) = shared.claim() {
+            let mut acc = new();
+            let outcome = map_range(reader, k, keep, &mut buf, &mut acc, &line);
+            let last = !matches!(outcome, Outcome::Mapped { stopped: false, .. });
+            shared.deposit(k, outcome, acc);
+            if last {
+                return;
+            }
+        }
+    };
     std::thread::scope(|scope| {
-        let (done_tx, done_rx) = mpsc::channel::<(u64, U)>();
-        let (ticket_tx, ticket_rx) = mpsc::sync_channel::<()>(in_flight);
-        for _ in 0..in_flight {
-            // Cannot fail: the channel has room for every ticket and its receiver is alive.
-            let _ = ticket_tx.send(());
+        for _ in 1..workers {
+            scope.spawn(work);
         }
-        let spare = &spare;
-        let reading = scope.spawn(move || {
-            let mut seq = 0;
-            read_pieces(reader, keep, spare, |piece| {
-                // No ticket: the sink stopped, so reading stops too.
-                ticket_rx.recv().ok()?;
-                work_tx.send((seq, piece)).ok()?;
-                seq += 1;
-                Some(())
-            })
-        });
-        for _ in 0..workers {
-            let (done_tx, work_rx, map) = (done_tx.clone(), &work_rx, &map);
-            scope.spawn(move || {
-                loop {
-                    let job = match work_rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok((seq, piece)) = job else { return };
-                    let mapped = map(&piece);
-                    if let Piece::Lines { bytes, .. } = piece {
-                        spare.give(bytes);
-                    }
-                    if done_tx.send((seq, mapped)).is_err() {
-                        return;
-                    }
-                }
-            });
+        work();
+    });
+    // Every range was sunk by the worker that deposited it, or by one that held the sink;
+    // this drain only covers what a stopped worker left.
+    shared.drain();
+    let sink = shared
+        .sink
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    match sink.end {
+        Some(Err(e)) => Err(e),
+        Some(Ok(())) | None => Ok(sink.bytes),
+    }
+}
+
+/// How a worker's range went.
+enum Outcome {
+    /// `lines` lines mapped (`bytes` of the file); `stopped`: the mapping function broke.
+    Mapped {
+        lines: u64,
+        bytes: u64,
+        stopped: bool,
+    },
+    /// Reading failed after `lines` lines of the range, which were mapped.
+    Failed { lines: u64, source: std::io::Error },
+    /// The range starts past the end of the file.
+    End,
+}
+
+struct Queue<A> {
+    /// Ranges mapped but not yet sunk.
+    done: BTreeMap<u64, (Outcome, A)>,
+    /// Ranges handed out, and sunk.
+    claimed: u64,
+    sunk: u64,
+    /// Workers waiting for room.
+    waiting: usize,
+    stop: bool,
+}
+
+struct Sink<S, E> {
+    sink: S,
+    /// The next range to sink, the number of its first line, and bytes sunk.
+    next: u64,
+    line: u64,
+    bytes: u64,
+    /// Set when reading is over: at the end of the file, or at an error.
+    end: Option<Result<(), MapError<E>>>,
+}
+
+struct Shared<A, S, E> {
+    queue: Mutex<Queue<A>>,
+    room: Condvar,
+    ahead: u64,
+    sink: Mutex<Sink<S, E>>,
+}
+
+impl<A, S, E> Shared<A, S, E> {
+    fn queue(&self) -> MutexGuard<'_, Queue<A>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stop(&self) {
+        let mut queue = self.queue();
+        queue.stop = true;
+        self.room.notify_all();
+    }
+}
+
+impl<A, S, E> Shared<A, S, E>
+where
+    S: FnMut(u64, A) -> Result<(), E>,
+{
+    /// The next range to map, once the sink is close enough behind; `None` once stopped.
+    fn claim(&self) -> Option<u64> {
+        let mut queue = self.queue();
+        while !queue.stop && queue.claimed - queue.sunk >= self.ahead {
+            queue.waiting += 1;
+            queue = self
+                .room
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
+            queue.waiting -= 1;
         }
-        drop(done_tx);
-        let mut ticket_tx = Some(ticket_tx);
-        let mut waiting = BTreeMap::new();
-        let mut next = 0;
-        let mut outcome = Ok(());
-        for (seq, mapped) in done_rx {
-            waiting.insert(seq, mapped);
-            while let Some(mapped) = waiting.remove(&next) {
-                next += 1;
-                if outcome.is_err() {
-                    continue;
-                }
-                outcome = sink(mapped);
-                match (&outcome, &ticket_tx) {
-                    (Ok(()), Some(tx)) => {
-                        let _ = tx.send(());
-                    }
-                    // Dropping the tickets stops the reader; the workers then run dry.
-                    _ => ticket_tx = None,
+        if queue.stop {
+            return None;
+        }
+        queue.claimed += 1;
+        Some(queue.claimed - 1)
+    }
+
+    fn deposit(&self, k: u64, range: Outcome, acc: A) {
+        self.queue().done.insert(k, (range, acc));
+        self.drain();
+    }
+
+    /// Sinks the ranges that are next in order, unless another worker is doing so.
+    fn drain(&self) {
+        loop {
+            let mut sink = match self.sink.try_lock() {
+                Ok(sink) => sink,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return,
+            };
+            while sink.end.is_none() {
+                let next = sink.next;
+                let Some((range, acc)) = self.queue().done.remove(&next) else {
+                    break;
+                };
+                sink.next += 1;
+                self.sink_one(&mut sink, range, acc);
+                let mut queue = self.queue();
+                queue.sunk = sink.next;
+                if queue.waiting > 0 {
+                    self.room.notify_all();
                 }
             }
-        }
-        let read = match reading.join() {
-            Ok(read) => read,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
-        outcome.map_err(MapError::Sink)?;
-        read.map_err(|(line, source)| MapError::Io { line, source })
-    })
-}
-
-/// Bytes read from a file: a buffer, zeroed once and reused, that the file is read into
-/// directly, its data placed so that every read lands on a 64-byte boundary (see
-/// [`read_buffer`]). Derefs to the data.
-pub struct Chunk {
-    buf: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl std::ops::Deref for Chunk {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.buf[self.start..self.start + self.len]
-    }
-}
-
-impl std::fmt::Debug for Chunk {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Chunk({} bytes)", self.len)
-    }
-}
-
-impl Chunk {
-    /// Room for a read of up to `len` bytes after the data (grown, zeroed, when short).
-    fn room(&mut self, len: usize) -> &mut [u8] {
-        let end = self.start + self.len;
-        if self.buf.len() < end + len {
-            self.buf.resize(end + len, 0);
-        }
-        &mut self.buf[end..end + len]
-    }
-
-    /// Reads once into [`Chunk::room`]; returns the bytes read.
-    fn read_from(&mut self, reader: &mut impl Read) -> std::io::Result<usize> {
-        let n = read_some(reader, self.room(BUFFER))?;
-        self.len += n;
-        Ok(n)
-    }
-}
-
-/// Buffers of pieces already mapped, kept for reuse (at most `.1` of them).
-struct Spare(Mutex<Vec<Vec<u8>>>, usize);
-
-impl Spare {
-    /// A chunk holding `head`, with room for a chunk's worth of reads more.
-    fn take(&self, head: &[u8]) -> Chunk {
-        let reused = self.0.lock().ok().and_then(|mut spare| spare.pop());
-        let mut buf = reused.unwrap_or_default();
-        let need = ALIGN + head.len() + CHUNK + BUFFER;
-        if buf.len() < need {
-            buf.resize(need, 0);
-        }
-        // Reads go after `head`: start it where they land on the boundary.
-        let start = aligned_start(&buf, head.len());
-        buf[start..start + head.len()].copy_from_slice(head);
-        Chunk {
-            buf,
-            start,
-            len: head.len(),
-        }
-    }
-
-    fn give(&self, chunk: Chunk) {
-        if let Ok(mut spare) = self.0.lock()
-            && spare.len() < self.1
-        {
-            spare.push(chunk.buf);
-        }
-    }
-}
-
-/// Reads `reader` into pieces and hands each to `emit` until it returns `None`.
-/// Fails with the number of lines read before the error.
-fn read_pieces<R: Read>(
-    mut reader: R,
-    keep: usize,
-    spare: &Spare,
-    mut emit: impl FnMut(Piece) -> Option<()>,
-) -> Result<u64, (u64, std::io::Error)> {
-    let mut buf = spare.take(&[]);
-    // The number of the first line in `buf`, and bytes read in all.
-    let mut line = 1;
-    let mut total = 0u64;
-    let io = |line: u64, source| (line - 1, source);
-    // Reads land in the piece itself: a copy through a small staging buffer cost a fifth
-    // of the reading thread's time once reads were aligned.
-    loop {
-        let mut n = 0;
-        while n < CHUNK {
-            let got = buf.read_from(&mut reader).map_err(|e| io(line, e))?;
-            if got == 0 {
-                break;
+            let (next, over) = (sink.next, sink.end.is_some());
+            drop(sink);
+            if over {
+                self.stop();
+                return;
             }
-            n += got;
+            // A range deposited while this worker held the sink found it taken: sink it now.
+            if !self.queue().done.contains_key(&next) {
+                return;
+            }
         }
-        total += n as u64;
-        if n == 0 {
-            if !buf.is_empty() {
-                let _ = emit(Piece::Lines {
-                    first: line,
-                    bytes: buf,
+    }
+
+    fn sink_one(&self, sink: &mut Sink<S, E>, range: Outcome, acc: A) {
+        let first = sink.line;
+        match range {
+            Outcome::Mapped {
+                lines,
+                bytes,
+                stopped,
+            } => {
+                sink.line += lines;
+                sink.bytes += bytes;
+                match (sink.sink)(first, acc) {
+                    Err(e) => sink.end = Some(Err(MapError::Sink(e))),
+                    Ok(()) if stopped => sink.end = Some(Ok(())),
+                    Ok(()) => {}
+                }
+            }
+            Outcome::Failed { lines, source } => {
+                sink.end = Some(match (sink.sink)(first, acc) {
+                    Err(e) => Err(MapError::Sink(e)),
+                    Ok(()) => Err(MapError::Io {
+                        line: first - 1 + lines,
+                        source,
+                    }),
                 });
             }
-            return Ok(total);
-        }
-        // Whole lines go out once a chunk's worth is buffered; the partial last line stays.
-        let mut end = memchr::memrchr(b'\n', &buf).map_or(0, |i| i + 1);
-        if end >= CHUNK {
-            if send_lines(&mut buf, end, &mut line, spare, &mut emit).is_none() {
-                return Ok(total);
-            }
-            end = 0;
-        }
-        let partial = buf.len() - end;
-        if partial > keep {
-            // A line too long to hold: send what comes before it, then skip to its end.
-            if end > 0 && send_lines(&mut buf, end, &mut line, spare, &mut emit).is_none() {
-                return Ok(total);
-            }
-            let head = buf[..keep].to_vec();
-            let mut bytes = buf.len() as u64;
-            buf.len = 0;
-            loop {
-                let n = buf.read_from(&mut reader).map_err(|e| io(line, e))?;
-                total += n as u64;
-                if n == 0 {
-                    break;
-                }
-                match memchr::memchr(b'\n', &buf) {
-                    Some(i) => {
-                        bytes += i as u64;
-                        // What follows the line's end starts the next piece.
-                        let rest = spare.take(&buf[i + 1..]);
-                        spare.give(std::mem::replace(&mut buf, rest));
-                        break;
-                    }
-                    None => {
-                        bytes += n as u64;
-                        buf.len = 0;
-                    }
-                }
-            }
-            if emit(Piece::TooLong { line, head, bytes }).is_none() {
-                return Ok(total);
-            }
-            line += 1;
+            Outcome::End => sink.end = Some(Ok(())),
         }
     }
 }
 
-/// One `read`, retried when interrupted by a signal.
-fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+struct StopOnPanic<'s, A, S, E>(&'s Shared<A, S, E>);
+
+impl<A, S, E> Drop for StopOnPanic<'_, A, S, E> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stop();
+        }
+    }
+}
+
+/// A worker's read buffer: the bytes of the file from `pos`, placed so that each read lands
+/// on a 64-byte boundary (see [`read_buffer`]), zeroed once and reused for every range.
+#[derive(Default)]
+struct Buf {
+    bytes: Vec<u8>,
+    start: usize,
+    len: usize,
+    pos: u64,
+}
+
+impl Buf {
+    fn data(&self) -> &[u8] {
+        &self.bytes[self.start..self.start + self.len]
+    }
+
+    /// Keeps only `data()[from..]`, now starting at file offset `pos + from`.
+    fn keep_from(&mut self, from: usize) {
+        let kept = self.len - from;
+        let start = aligned_start(&self.bytes, kept);
+        let old = self.start + from;
+        self.bytes.copy_within(old..old + kept, start);
+        self.start = start;
+        self.len = kept;
+        self.pos += from as u64;
+    }
+
+    /// Starts over at file offset `pos`, empty.
+    fn reset(&mut self, pos: u64) {
+        self.start = aligned_start(&self.bytes, 0);
+        self.len = 0;
+        self.pos = pos;
+    }
+
+    /// Reads up to `want` bytes that follow the data; returns how many (0 at the end).
+    fn read_more(
+        &mut self,
+        reader: &(impl ReadAt + ?Sized),
+        want: usize,
+    ) -> std::io::Result<usize> {
+        if self.bytes.len() < self.start + self.len + want {
+            // Growing may move the bytes: place the data again so that reads stay aligned.
+            self.bytes.resize(ALIGN + self.len + want, 0);
+            let start = aligned_start(&self.bytes, self.len);
+            self.bytes
+                .copy_within(self.start..self.start + self.len, start);
+            self.start = start;
+        }
+        let mut got = 0;
+        while got < want {
+            let end = self.start + self.len;
+            let offset = self.pos + self.len as u64;
+            let n = match reader.read_at(&mut self.bytes[end..end + want - got], offset) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                read => read?,
+            };
+            if n == 0 {
+                break;
+            }
+            self.len += n;
+            got += n;
+        }
+        Ok(got)
+    }
+}
+
+/// Maps the lines that start in range `k` (bytes `k * CHUNK` to `(k + 1) * CHUNK`), reading
+/// past its end to finish the last one.
+fn map_range<A, L>(
+    reader: &(impl ReadAt + ?Sized),
+    k: u64,
+    keep: usize,
+    buf: &mut Buf,
+    acc: &mut A,
+    line: &L,
+) -> Outcome
+where
+    L: Fn(&mut A, LineAt<'_>) -> ControlFlow<()>,
+{
+    let start = k * CHUNK as u64;
+    let end = start + CHUNK as u64;
+    // From a whole cache line before the range (keeping reads aligned in the file too):
+    // a line starts in the range after each `\n` from byte `start - 1` on.
+    let before = if k == 0 { 0 } else { ALIGN };
+    buf.reset(start - before as u64);
+    let mut count = Count::default();
+    let failed = |count: &Count, source| Outcome::Failed {
+        lines: count.lines,
+        source,
+    };
+    match buf.read_more(reader, CHUNK + before) {
+        Err(e) => return failed(&count, e),
+        Ok(n) if n <= before && (k > 0 || n == 0) => return Outcome::End,
+        Ok(_) => {}
+    }
+    let mut at = 0;
+    if k > 0 {
+        let data = buf.data();
+        let look = &data[before - 1..data.len().min(before - 1 + CHUNK)];
+        match memchr::memchr(b'\n', look) {
+            Some(i) => at = before + i,
+            None => {
+                return Outcome::Mapped {
+                    lines: 0,
+                    bytes: 0,
+                    stopped: false,
+                };
+            }
+        }
+    }
     loop {
-        match reader.read(buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            read => return read,
+        let offset = buf.pos + at as u64;
+        if offset >= end {
+            break;
         }
+        let data = buf.data();
+        if let Some(i) = memchr::memchr(b'\n', &data[at..]) {
+            let held = &data[at..at + i.min(keep)];
+            let flow = emit(line, acc, &mut count, offset, held, i as u64, i as u64 + 1);
+            at += i + 1;
+            if flow.is_break() {
+                return Outcome::Mapped {
+                    lines: count.lines,
+                    bytes: count.bytes,
+                    stopped: true,
+                };
+            }
+            continue;
+        }
+        // The line goes on past the buffer: keep what there is of it and read on.
+        let partial = data.len() - at;
+        buf.keep_from(at);
+        at = 0;
+        if partial > keep {
+            // Too long to hold: keep its head, measure the rest.
+            let head = buf.data()[..keep].to_vec();
+            let mut len = partial as u64;
+            let newline = loop {
+                buf.keep_from(buf.len);
+                match buf.read_more(reader, BUFFER) {
+                    Err(e) => return failed(&count, e),
+                    Ok(0) => break false,
+                    Ok(n) => match memchr::memchr(b'\n', buf.data()) {
+                        Some(i) => {
+                            len += i as u64;
+                            at = i + 1;
+                            break true;
+                        }
+                        None => len += n as u64,
+                    },
+                }
+            };
+            let flow = emit(
+                line,
+                acc,
+                &mut count,
+                offset,
+                &head,
+                len,
+                len + u64::from(newline),
+            );
+            if flow.is_break() || !newline {
+                return Outcome::Mapped {
+                    lines: count.lines,
+                    bytes: count.bytes,
+                    stopped: flow.is_break(),
+                };
+            }
+            continue;
+        }
+        let want = if partial < TAIL { TAIL } else { BUFFER };
+        match buf.read_more(reader, want) {
+            Err(e) => return failed(&count, e),
+            Ok(0) => {
+                // The file's last line, without a `\n`.
+                if partial > 0 {
+                    let held = &buf.data()[..partial.min(keep)];
+                    let flow = emit(
+                        line,
+                        acc,
+                        &mut count,
+                        offset,
+                        held,
+                        partial as u64,
+                        partial as u64,
+                    );
+                    return Outcome::Mapped {
+                        lines: count.lines,
+                        bytes: count.bytes,
+                        stopped: flow.is_break(),
+                    };
+                }
+                break;
+            }
+            Ok(_) => {}
+        }
+    }
+    Outcome::Mapped {
+        lines: count.lines,
+        bytes: count.bytes,
+        stopped: false,
     }
 }
 
-/// Emits the whole lines `buf[..end]` as a piece numbered from `*line`, keeps the rest in
-/// `buf`, and moves `*line` past them.
-fn send_lines(
-    buf: &mut Chunk,
-    end: usize,
-    line: &mut u64,
-    spare: &Spare,
-    emit: &mut impl FnMut(Piece) -> Option<()>,
-) -> Option<()> {
-    let rest = spare.take(&buf[end..]);
-    buf.len = end;
-    let lines = memchr::memchr_iter(b'\n', buf).count() as u64;
-    let bytes = std::mem::replace(buf, rest);
-    emit(Piece::Lines {
-        first: *line,
-        bytes,
-    })?;
-    *line += lines;
-    Some(())
+/// Lines and bytes of a range mapped so far.
+#[derive(Default)]
+struct Count {
+    lines: u64,
+    bytes: u64,
+}
+
+/// Hands one line to `line`, numbered within its range.
+fn emit<A, L>(
+    line: &L,
+    acc: &mut A,
+    count: &mut Count,
+    offset: u64,
+    bytes: &[u8],
+    len: u64,
+    consumed: u64,
+) -> ControlFlow<()>
+where
+    L: Fn(&mut A, LineAt<'_>) -> ControlFlow<()>,
+{
+    count.lines += 1;
+    count.bytes += consumed;
+    line(
+        acc,
+        LineAt {
+            number: count.lines,
+            offset,
+            bytes,
+            len,
+            consumed,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -471,28 +708,54 @@ mod tests {
         assert!(open(&path).is_err());
     }
 
-    /// Every line of `text` as `map_lines` delivers it: (number, bytes) or (number, "TOO LONG n").
-    fn mapped(text: &[u8], keep: usize) -> Vec<(u64, Vec<u8>)> {
+    /// Every line of `text` as `map_lines` delivers it: (file line number, offset, bytes
+    /// held, length, bytes consumed), and the bytes it reports.
+    type Seen = (u64, u64, Vec<u8>, u64, u64);
+
+    fn mapped(text: &[u8], keep: usize) -> (Vec<Seen>, u64) {
         let mut out = Vec::new();
         let read = map_lines(
-            std::io::Cursor::new(text.to_vec()),
+            text,
             keep,
-            |piece| match piece {
-                Piece::Lines { first, bytes } => Piece::lines(*first, bytes)
-                    .map(|(n, line)| (n, line.to_vec()))
-                    .collect::<Vec<_>>(),
-                Piece::TooLong { line, head, bytes } => {
-                    assert_eq!(head.len(), keep);
-                    vec![(*line, format!("TOO LONG {bytes}").into_bytes())]
-                }
+            Vec::new,
+            |lines: &mut Vec<Seen>, at| {
+                assert_eq!(at.bytes.len() as u64, at.len.min(keep as u64));
+                lines.push((at.number, at.offset, at.bytes.to_vec(), at.len, at.consumed));
+                ControlFlow::Continue(())
             },
-            |lines| {
-                out.extend(lines);
+            |first, lines: Vec<Seen>| {
+                out.extend(
+                    lines
+                        .into_iter()
+                        .map(|(n, o, b, l, c)| (first - 1 + n, o, b, l, c)),
+                );
                 Ok::<_, ()>(())
             },
         )
         .unwrap();
-        assert_eq!(read, text.len() as u64);
+        (out, read)
+    }
+
+    /// What `mapped` should see: split on `\n`, the last line without one if not empty.
+    fn expected(text: &[u8], keep: usize) -> Vec<Seen> {
+        let mut out = Vec::new();
+        let mut offset = 0;
+        for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+            let newline = offset + line.len() < text.len();
+            if !newline && line.is_empty() {
+                break;
+            }
+            let held = line[..line.len().min(keep)].to_vec();
+            let consumed = line.len() as u64 + u64::from(newline);
+            out.push((
+                i as u64 + 1,
+                offset as u64,
+                held,
+                line.len() as u64,
+                consumed,
+            ));
+            offset += line.len() + 1;
+        }
         out
     }
 
@@ -503,50 +766,49 @@ mod tests {
             .map(|i| format!("{i}:{}\n", "x".repeat(i % 300)))
             .collect();
         assert!(text.len() > 5 * CHUNK);
-        let got = mapped(text.as_bytes(), 1000);
+        let (got, read) = mapped(text.as_bytes(), 1000);
+        assert_eq!(read, text.len() as u64);
         assert_eq!(got.len(), 40_000);
-        for (i, (number, line)) in got.iter().enumerate() {
-            assert_eq!(*number, i as u64 + 1);
-            assert_eq!(line, format!("{i}:{}", "x".repeat(i % 300)).as_bytes());
-        }
+        assert_eq!(got, expected(text.as_bytes(), 1000));
     }
 
     #[test]
-    fn reads_land_on_a_64_byte_boundary_after_the_kept_head() {
-        let spare = Spare(Mutex::new(Vec::new()), 2);
-        for head in [&b""[..], b"abc", &[7; 100]] {
-            let mut chunk = spare.take(head);
-            assert_eq!(&*chunk, head);
-            assert_eq!(chunk.room(BUFFER).as_ptr() as usize % 64, 0);
-            assert!(chunk.room(CHUNK + BUFFER).len() == CHUNK + BUFFER);
-            spare.give(chunk);
+    fn lines_that_meet_the_range_edges() {
+        // A line ending on the last byte of a range, one starting on its first, one
+        // starting on its last, and lines across several ranges.
+        let mut text = vec![b'a'; CHUNK - 1];
+        text.push(b'\n');
+        text.extend(vec![b'b'; CHUNK - 2]);
+        text.push(b'\n');
+        text.extend(vec![b'c'; 3 * CHUNK + 7]);
+        text.extend(b"\n\n\nd");
+        for keep in [10, CHUNK, 4 * CHUNK] {
+            let (got, read) = mapped(&text, keep);
+            assert_eq!(read, text.len() as u64);
+            assert_eq!(got, expected(&text, keep), "keep {keep}");
+            assert_eq!(got.len(), 6);
         }
     }
 
     #[test]
     fn a_last_line_without_newline_and_an_empty_file() {
-        assert_eq!(
-            mapped(b"a\n\nb", 10),
-            vec![(1, b"a".to_vec()), (2, b"".to_vec()), (3, b"b".to_vec())]
-        );
-        assert!(mapped(b"", 10).is_empty());
+        let (got, read) = mapped(b"a\n\nb", 10);
+        assert_eq!(read, 4);
+        assert_eq!(got, expected(b"a\n\nb", 10));
+        assert_eq!(got[2], (3, 3, b"b".to_vec(), 1, 1));
+        assert_eq!(mapped(b"", 10), (vec![], 0));
+        assert_eq!(mapped(b"\n", 10).0, vec![(1, 0, vec![], 0, 1)]);
     }
 
     #[test]
     fn lines_too_long_to_hold_are_measured_not_kept() {
         let long = "y".repeat(3 * CHUNK + 5);
         let text = format!("short\n{long}\nafter\n{long}");
-        let got = mapped(text.as_bytes(), 100);
-        let expected = format!("TOO LONG {}", long.len());
-        assert_eq!(
-            got,
-            vec![
-                (1, b"short".to_vec()),
-                (2, expected.clone().into_bytes()),
-                (3, b"after".to_vec()),
-                (4, expected.into_bytes()),
-            ]
-        );
+        let (got, _) = mapped(text.as_bytes(), 100);
+        assert_eq!(got, expected(text.as_bytes(), 100));
+        assert_eq!(got[1].2, vec![b'y'; 100]);
+        assert_eq!(got[1].3, long.len() as u64);
+        assert_eq!(got[3].4, long.len() as u64, "no newline after the last");
     }
 
     #[test]
@@ -554,13 +816,14 @@ mod tests {
         let text: String = (0..200_000).map(|i| format!("line {i}\n")).collect();
         let mut sunk = 0;
         let result = map_lines(
-            std::io::Cursor::new(text.into_bytes()),
+            text.as_bytes(),
             100,
-            |piece| match piece {
-                Piece::Lines { first, bytes } => Piece::lines(*first, bytes).count(),
-                Piece::TooLong { .. } => 1,
+            || 0,
+            |n: &mut u64, _| {
+                *n += 1;
+                ControlFlow::Continue(())
             },
-            |n| {
+            |_, n| {
                 sunk += n;
                 if sunk > 50_000 { Err("enough") } else { Ok(()) }
             },
@@ -570,27 +833,91 @@ mod tests {
     }
 
     #[test]
+    fn a_break_ends_the_read_after_its_range() {
+        let text: String = (0..200_000).map(|i| format!("line {i}\n")).collect();
+        let mut sunk = Vec::new();
+        let result = map_lines(
+            text.as_bytes(),
+            100,
+            Vec::new,
+            |lines: &mut Vec<u64>, at| {
+                lines.push(at.number);
+                match at.bytes == b"line 70000" {
+                    true => ControlFlow::Break(()),
+                    false => ControlFlow::Continue(()),
+                }
+            },
+            |first, lines: Vec<u64>| {
+                sunk.extend(lines.iter().map(|n| first - 1 + n));
+                Ok::<_, ()>(())
+            },
+        );
+        assert!(result.is_ok());
+        assert_eq!(sunk.len(), 70_001);
+        assert!(sunk.iter().enumerate().all(|(i, n)| *n == i as u64 + 1));
+    }
+
+    #[test]
     fn read_errors_name_the_last_line_read() {
-        struct Failing(usize);
-        impl Read for Failing {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                if self.0 == 0 {
+        /// 16-byte lines, and an error for any read that reaches byte `fail`.
+        struct Failing(u64);
+        impl ReadAt for Failing {
+            fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+                if offset + buf.len() as u64 > self.0 {
                     return Err(std::io::Error::other("disk gone"));
                 }
-                self.0 -= 1;
-                let line = b"0123456789abcde\n";
-                let n = line.len().min(buf.len());
-                buf[..n].copy_from_slice(&line[..n]);
-                Ok(n)
+                for (i, b) in buf.iter_mut().enumerate() {
+                    *b = if (offset + i as u64) % 16 == 15 {
+                        b'\n'
+                    } else {
+                        b'x'
+                    };
+                }
+                Ok(buf.len())
             }
         }
-        let result = map_lines(Failing(3), 100, |_| (), |()| Ok::<_, ()>(()));
+        let mut sunk = 0;
+        let result = map_lines(
+            &Failing(5 * CHUNK as u64),
+            100,
+            || 0,
+            |n: &mut u64, _| {
+                *n += 1;
+                ControlFlow::Continue(())
+            },
+            |_, n| {
+                sunk += n;
+                Ok::<_, ()>(())
+            },
+        );
         match result {
             Err(MapError::Io { line, source }) => {
-                assert_eq!(line, 0, "nothing was handed on before the error");
                 assert_eq!(source.to_string(), "disk gone");
+                assert_eq!(line, sunk, "the lines read before the error were all sunk");
+                assert_eq!(line % (CHUNK as u64 / 16), 0, "whole ranges: {line}");
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_land_on_a_64_byte_boundary() {
+        let text: Vec<u8> = (0..3 * CHUNK).map(|i| (i % 251) as u8).collect();
+        let mut buf = Buf::default();
+        buf.reset(64);
+        assert_eq!(buf.read_more(&text[..], CHUNK).unwrap(), CHUNK);
+        assert_eq!(buf.data().as_ptr() as usize % 64, 0);
+        // Keeping a tail of any length places it so that the next read is aligned.
+        for tail in [3, 100, 0] {
+            let from = buf.len - tail;
+            let pos = buf.pos + from as u64;
+            buf.keep_from(from);
+            assert_eq!(buf.pos, pos);
+            let end = buf.data().as_ptr() as usize + buf.data().len();
+            assert_eq!(end % 64, 0);
+            let n = buf.read_more(&text[..], TAIL).unwrap();
+            assert_eq!(buf.data(), &text[pos as usize..pos as usize + buf.len]);
+            assert_eq!(n, TAIL);
         }
     }
 }

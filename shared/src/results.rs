@@ -50,6 +50,22 @@ impl<'a> Text<'a> {
         }
     }
 
+    /// Empty, or only whitespace once decoded.
+    pub fn is_blank(&self) -> bool {
+        match self {
+            Text::Plain(text) => text.trim().is_empty(),
+            Text::Escaped(raw) => {
+                let mut chars = raw.chars();
+                // The escapes a raw text holds are the short ones: \f \n \r \t are whitespace.
+                std::iter::from_fn(|| match chars.next()? {
+                    '\\' => Some(matches!(chars.next(), Some('f' | 'n' | 'r' | 't'))),
+                    c => Some(c.is_whitespace()),
+                })
+                .all(|blank| blank)
+            }
+        }
+    }
+
     /// The decoded text, in pieces.
     fn pieces(&self) -> impl Iterator<Item = &[u8]> {
         let (plain, raw) = match self {
@@ -102,8 +118,10 @@ pub struct Score<'a> {
     pub metric: Cow<'a, str>,
     /// `None`: not scored (`null`, absent, or not a number).
     pub value: Option<f64>,
-    /// The judge's explanation, when it gave one.
-    pub explanation: Option<Cow<'a, str>>,
+    /// The judge's explanation, when it gave one: kept as written, like the prompt, since
+    /// only the few worst prompts' explanations are ever read (decoding every escaped one
+    /// was an allocation per score).
+    pub explanation: Option<Text<'a>>,
 }
 
 impl<'a> ResultRecord<'a> {
@@ -346,7 +364,7 @@ struct RawDetail<'a> {
 /// The first non-blank explanation of `evaluatorDetails`, read without collecting the
 /// details into a vector (one allocation per score of every record otherwise).
 #[derive(Default)]
-struct FirstExplanation<'a>(Option<Cow<'a, str>>);
+struct FirstExplanation<'a>(Option<Text<'a>>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for FirstExplanation<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -360,7 +378,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for FirstExplanation<'a> {
                 let mut first = None;
                 while let Some(detail) = seq.next_element::<RawDetail<'a>>()? {
                     if first.is_none() {
-                        first = non_blank(detail.explanation.map(|e| e.0));
+                        first = non_blank(detail.explanation.map(|e| e.0)).map(Text::Plain);
                     }
                 }
                 Ok(FirstExplanation(first))
@@ -390,6 +408,14 @@ pub fn json_message(err: &serde_json::Error) -> String {
 
 /// Parses one results line.
 pub fn parse_line(bytes: &[u8]) -> Result<ResultRecord<'_>, String> {
+    parse_line_into(bytes, Vec::new())
+}
+
+/// [`parse_line`], its scores in `scores` (an empty list, whose room is reused).
+fn parse_line_into<'a>(
+    bytes: &'a [u8],
+    scores: Vec<Score<'a>>,
+) -> Result<ResultRecord<'a>, String> {
     // One UTF-8 check of the whole line, then parsing text: checking each borrowed string
     // separately (what parsing bytes does) was an eighth of `evalgate gate`'s time.
     let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -399,7 +425,7 @@ pub fn parse_line(bytes: &[u8]) -> Result<ResultRecord<'_>, String> {
         )
     })?;
     // The usual line is scanned; serde_json reads any other, or says what is wrong with it.
-    match scan::parse(text) {
+    match scan::parse(text, scores) {
         Some(record) => Ok(record),
         None => parse_with_serde(text),
     }
@@ -463,57 +489,53 @@ where
 /// `every_hash`: the callback asks every record for its [`ResultRecord::prompt_hash`] (as
 /// per-prompt score collection does), so the workers compute them.
 pub fn read_results_parallel<R, F>(
-    reader: R,
+    reader: &R,
     uri: &str,
     every_hash: bool,
     mut on_record: F,
 ) -> Result<u64, ReadError>
 where
-    R: std::io::Read + Send,
-    F: FnMut(&ResultRecord<'_>) -> Result<(), String>,
+    R: crate::local::ReadAt + ?Sized,
+    F: FnMut(&ResultRecord<'_>) -> Result<(), String> + Send,
 {
-    use crate::local::{MapError, Piece, map_lines};
+    use crate::local::{LineAt, MapError, map_lines};
+    use std::ops::ControlFlow;
     let too_long = format!("the line is longer than {MAX_LINE_BYTES} bytes");
     // Packs handed back for reuse: they keep the capacity they grew to.
     let spare = std::sync::Mutex::new(Vec::<Packed>::new());
-    let parse = |piece: &Piece| -> Packed {
+    let new = || {
         let mut packed = spare
             .lock()
             .ok()
             .and_then(|mut spare| spare.pop())
             .unwrap_or_default();
         packed.clear();
-        let (first, bytes) = match piece {
-            Piece::Lines { first, bytes } => (*first, bytes),
-            Piece::TooLong { line, .. } => {
-                packed.error = Some((*line, too_long.clone()));
-                return packed;
-            }
-        };
-        for (number, line) in Piece::lines(first, bytes) {
-            if line.len() > MAX_LINE_BYTES {
-                packed.error = Some((number, too_long.clone()));
-                break;
-            }
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match parse_line(line) {
-                Ok(record) => {
-                    if every_hash {
-                        // Kept on the record, and packed with it.
-                        record.prompt_hash();
-                    }
-                    packed.push(number, &record);
+        packed
+    };
+    // Line numbers are counted from the range's first line: the sink adds where it starts.
+    let parse = |packed: &mut Packed, at: LineAt<'_>| {
+        if at.len > MAX_LINE_BYTES as u64 {
+            packed.error = Some((at.number, too_long.clone()));
+            return ControlFlow::Break(());
+        }
+        let line = at.bytes.strip_suffix(b"\r").unwrap_or(at.bytes);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return ControlFlow::Continue(());
+        }
+        match packed.parse(line) {
+            Ok(record) => {
+                if every_hash {
+                    // Kept on the record, and packed with it.
+                    record.prompt_hash();
                 }
-                Err(message) => {
-                    packed.error = Some((number, message));
-                    break;
-                }
+                packed.push(at.number, record);
+                ControlFlow::Continue(())
+            }
+            Err(message) => {
+                packed.error = Some((at.number, message));
+                ControlFlow::Break(())
             }
         }
-        packed
     };
     let mut count = 0;
     let content = |line, message| ReadError::Content {
@@ -521,14 +543,14 @@ where
         line,
         message,
     };
-    let sink = |packed: Packed| {
+    let sink = |first: u64, packed: Packed| {
         let mut outcome = Ok(());
         // One list of scores for the piece's records, refilled for each.
         let mut scores = Vec::new();
         for i in 0..packed.records.len() {
             let (number, record) = packed.record(i, scores);
             if let Err(message) = on_record(&record) {
-                outcome = Err(content(number, message));
+                outcome = Err(content(first - 1 + number, message));
                 break;
             }
             scores = record.scores;
@@ -537,14 +559,14 @@ where
         if outcome.is_ok()
             && let Some((number, message)) = &packed.error
         {
-            outcome = Err(content(*number, message.clone()));
+            outcome = Err(content(first - 1 + number, message.clone()));
         }
         if let Ok(mut spare) = spare.lock() {
             spare.push(packed);
         }
         outcome
     };
-    match map_lines(reader, MAX_LINE_BYTES, parse, sink) {
+    match map_lines(reader, MAX_LINE_BYTES, new, parse, sink) {
         Ok(_) => Ok(count),
         Err(MapError::Sink(e)) => Err(e),
         Err(MapError::Io { line, source }) => Err(ReadError::Io {
@@ -555,7 +577,7 @@ where
     }
 }
 
-/// The records of one piece of a file, their text copied into one string: a few
+/// The records of one range of a file, their text copied into one string: a few
 /// allocations per piece, where owned records took several per record (and freeing them on
 /// another thread than the one that allocated them was a tenth of `evalgate gate`'s time).
 #[derive(Default)]
@@ -563,18 +585,22 @@ struct Packed {
     text: String,
     records: Vec<PackedRecord>,
     scores: Vec<PackedScore>,
-    /// The line that ended the piece early, and why.
+    /// The line that ended the range early (numbered within the range), and why.
     error: Option<(u64, String)>,
+    /// An empty list with room for a record's scores, handed to the next line parsed:
+    /// allocating one per record was two allocations per record.
+    spare: Vec<Score<'static>>,
 }
 
 type Span = std::ops::Range<usize>;
 
+/// A [`Text`] packed: its span, and whether it is a [`Text::Escaped`].
+type PackedText = (Span, bool);
+
 struct PackedRecord {
     number: u64,
     hash: Option<u64>,
-    prompt: Span,
-    /// The prompt is a [`Text::Escaped`].
-    escaped: bool,
+    prompt: PackedText,
     category: Option<Span>,
     scores: Span,
 }
@@ -582,7 +608,7 @@ struct PackedRecord {
 struct PackedScore {
     metric: Span,
     value: Option<f64>,
-    explanation: Option<Span>,
+    explanation: Option<PackedText>,
 }
 
 impl Packed {
@@ -599,29 +625,47 @@ impl Packed {
         start..self.text.len()
     }
 
-    /// Packs `record`, with its prompt hash if it has been computed.
-    fn push(&mut self, number: u64, record: &ResultRecord<'_>) {
+    fn put_text(&mut self, text: &Text<'_>) -> PackedText {
+        match text {
+            Text::Plain(text) => (self.put(text), false),
+            Text::Escaped(raw) => (self.put(raw), true),
+        }
+    }
+
+    fn text(&self, (span, escaped): &PackedText) -> Text<'_> {
+        let text = &self.text[span.clone()];
+        match escaped {
+            true => Text::Escaped(text),
+            false => Text::Plain(Cow::Borrowed(text)),
+        }
+    }
+
+    /// Parses `line` into a record, its scores in the spare list.
+    fn parse<'l>(&mut self, line: &'l [u8]) -> Result<ResultRecord<'l>, String> {
+        parse_line_into(line, recycle(std::mem::take(&mut self.spare)))
+    }
+
+    /// Packs `record`, with its prompt hash if it has been computed, and keeps its list of
+    /// scores for the next line.
+    fn push(&mut self, number: u64, record: ResultRecord<'_>) {
         let first_score = self.scores.len();
         for score in &record.scores {
             let packed = PackedScore {
                 metric: self.put(&score.metric),
                 value: score.value,
-                explanation: score.explanation.as_deref().map(|e| self.put(e)),
+                explanation: score.explanation.as_ref().map(|e| self.put_text(e)),
             };
             self.scores.push(packed);
         }
         let packed = PackedRecord {
             number,
             hash: record.hash.get().copied(),
-            prompt: match &record.prompt {
-                Text::Plain(text) => self.put(text),
-                Text::Escaped(raw) => self.put(raw),
-            },
-            escaped: matches!(record.prompt, Text::Escaped(_)),
+            prompt: self.put_text(&record.prompt),
             category: record.category.as_deref().map(|c| self.put(c)),
             scores: first_score..self.scores.len(),
         };
         self.records.push(packed);
+        self.spare = recycle(record.scores);
     }
 
     /// The `i`th record, borrowing its text; its scores fill `scores` (emptied first).
@@ -632,21 +676,26 @@ impl Packed {
         scores.extend(self.scores[r.scores.clone()].iter().map(|s| Score {
             metric: text(&s.metric),
             value: s.value,
-            explanation: s.explanation.as_ref().map(text),
+            explanation: s.explanation.as_ref().map(|e| self.text(e)),
         }));
-        let prompt = match r.escaped {
-            true => Text::Escaped(&self.text[r.prompt.clone()]),
-            false => Text::Plain(text(&r.prompt)),
-        };
         // Not `ResultRecord::new`: the category was filtered when the record was parsed.
         let record = ResultRecord {
-            prompt,
+            prompt: self.text(&r.prompt),
             category: r.category.as_ref().map(text),
             scores,
             hash: r.hash.map_or_else(OnceCell::new, OnceCell::from),
         };
         (r.number, record)
     }
+}
+
+/// An empty list of scores with `scores`' allocation, for scores of another lifetime (the
+/// standard library collects a vector's `into_iter` in place when the types match).
+fn recycle<'b>(mut scores: Vec<Score<'_>>) -> Vec<Score<'b>> {
+    scores.clear();
+    // `filter` would keep the lifetime: the point is the new one.
+    #[allow(clippy::unnecessary_filter_map)]
+    scores.into_iter().filter_map(|_| None).collect()
 }
 
 #[cfg(test)]
@@ -665,7 +714,14 @@ mod tests {
         assert_eq!(r.category.as_deref(), Some("Math"));
         assert_eq!(r.scores.len(), 3);
         assert_eq!(r.scores[0].value, Some(0.75));
-        assert_eq!(r.scores[0].explanation.as_deref(), Some("Mostly right."));
+        assert_eq!(
+            r.scores[0]
+                .explanation
+                .as_ref()
+                .map(Text::decoded)
+                .as_deref(),
+            Some("Mostly right.")
+        );
         assert_eq!(r.scores[1].value, None, "null is not scored");
         assert_eq!(
             r.scores[1].explanation, None,
@@ -681,7 +737,11 @@ mod tests {
         let line = r#"{"automatedEvaluationResult":{"scores":[{"metricName":"m","result":1,"evaluatorDetails":[{"explanation":"  "},{"modelIdentifier":"j"},{"explanation":"Second \"judge\"."},{"explanation":"Third."}]},{"metricName":"n","result":1,"evaluatorDetails":[]}]},"inputRecord":{"prompt":"p"}}"#;
         let r = parse_line(line.as_bytes()).unwrap();
         assert_eq!(
-            r.scores[0].explanation.as_deref(),
+            r.scores[0]
+                .explanation
+                .as_ref()
+                .map(Text::decoded)
+                .as_deref(),
             Some("Second \"judge\".")
         );
         assert_eq!(r.scores[1].explanation, None);
@@ -781,6 +841,18 @@ mod tests {
         assert_eq!(prompts, ["What is 2+2?", "What is 2+2?"]);
     }
 
+    #[test]
+    fn a_recycled_list_of_scores_keeps_its_room() {
+        let line = String::from(LINE);
+        let record = parse_line(line.as_bytes()).unwrap();
+        let (room, at) = (record.scores.capacity(), record.scores.as_ptr() as usize);
+        let recycled: Vec<Score<'static>> = recycle(record.scores);
+        drop(line);
+        assert!(recycled.is_empty());
+        assert_eq!(recycled.capacity(), room);
+        assert_eq!(recycled.as_ptr() as usize, at, "the same allocation");
+    }
+
     /// The record, owning its text (to keep it past its line), and its prompt hash.
     fn owned(r: &ResultRecord<'_>) -> (ResultRecord<'static>, u64) {
         let own = |text: &Cow<'_, str>| Cow::Owned(text.to_string());
@@ -790,7 +862,10 @@ mod tests {
             .map(|s| Score {
                 metric: own(&s.metric),
                 value: s.value,
-                explanation: s.explanation.as_ref().map(own),
+                explanation: s
+                    .explanation
+                    .as_ref()
+                    .map(|e| Text::Plain(own(&e.decoded()))),
             })
             .collect();
         let prompt = own(&r.prompt.decoded());
@@ -811,8 +886,7 @@ mod tests {
         .await
         .map_err(|e| e.to_string());
         let mut par = Vec::new();
-        let cursor = std::io::Cursor::new(text.as_bytes());
-        let par_end = read_results_parallel(cursor, "u", every_hash, |r| {
+        let par_end = read_results_parallel(text.as_bytes(), "u", every_hash, |r| {
             par.push(owned(r));
             Ok(())
         })
@@ -853,7 +927,7 @@ mod tests {
 
         // An error from the callback stops both at the same record.
         let mut seen = 0;
-        let err = read_results_parallel(std::io::Cursor::new(text.as_bytes()), "u", false, |_| {
+        let err = read_results_parallel(text.as_bytes(), "u", false, |_| {
             seen += 1;
             if seen == 4500 {
                 Err("stop here".into())

@@ -218,7 +218,7 @@ pub async fn run(args: GateArgs) -> Result<Exit, CliError> {
             Source::File(path) => {
                 let (file, size) = evalgate::local::open_file(path).map_err(read_error(path))?;
                 let reader = Progress::new(file, format!("reading {}", path.display()), size);
-                read_results_parallel(reader, &uri, collect, add)
+                read_results_parallel(&reader, &uri, collect, add)
             }
             Source::S3 { .. } => read_results(open(&source, &mut s3).await?, &uri, add).await,
         };

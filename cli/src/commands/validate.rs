@@ -14,7 +14,7 @@ pub async fn run(args: ValidateArgs) -> Result<Exit, CliError> {
     let (file, size) = evalgate::local::open_file(path).map_err(read_error(path))?;
     let reader = Progress::new(file, format!("validating {}", path.display()), size);
     // Checked on every core; the same validation submit-evaluation streams from S3.
-    let validation = dataset::validate_parallel(reader, &dataset::Limits::default())
+    let validation = dataset::validate_parallel(&reader, &dataset::Limits::default())
         .map_err(read_error(path))?;
 
     let mut other_problems: Vec<String> = Vec::new();

@@ -4,17 +4,19 @@
 
 use std::borrow::Cow;
 
-use super::{LenientNumber, ResultRecord, Score, Text, non_blank};
+use super::{LenientNumber, ResultRecord, Score, Text};
 use crate::json_scan::{Scanner, once};
 
 /// The record on `text`, when the line is of the usual shape.
-pub(super) fn parse(text: &str) -> Option<ResultRecord<'_>> {
+/// `scores`: an empty list to read the scores into.
+pub(super) fn parse<'a>(text: &'a str, scores: Vec<Score<'a>>) -> Option<ResultRecord<'a>> {
     // Control bytes: the string searches stop at those in strings, where JSON forbids them;
     // between tokens, tab, CR and LF are whitespace to both readers, and any other is no token.
     let mut s = Scanner::new(text);
-    let (mut scores, mut input) = (None, None);
+    let (mut list, mut input) = (Some(scores), None);
+    let mut scores = None;
     s.object(|s, key| match key {
-        "automatedEvaluationResult" => once(&mut scores, s.automated()),
+        "automatedEvaluationResult" => once(&mut scores, s.automated(list.take()?)),
         "inputRecord" => once(&mut input, s.input()),
         _ => s.skip(0),
     })?;
@@ -46,18 +48,17 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// `automatedEvaluationResult`: its scores.
-    fn automated(&mut self) -> Option<Vec<Score<'a>>> {
-        let mut scores = None;
+    /// `automatedEvaluationResult`: its scores, read into `list`.
+    fn automated(&mut self, list: Vec<Score<'a>>) -> Option<Vec<Score<'a>>> {
+        let (mut list, mut scores) = (Some(list), None);
         self.object(|s, key| match key {
-            "scores" => once(&mut scores, s.scores()),
+            "scores" => once(&mut scores, s.scores(list.take()?)),
             _ => s.skip(1),
         })?;
-        Some(scores.unwrap_or_default())
+        scores.or(list)
     }
 
-    fn scores(&mut self) -> Option<Vec<Score<'a>>> {
-        let mut list = Vec::new();
+    fn scores(&mut self, mut list: Vec<Score<'a>>) -> Option<Vec<Score<'a>>> {
         self.array(|s| {
             list.push(s.score()?);
             Some(())
@@ -81,16 +82,16 @@ impl<'a> Scanner<'a> {
     }
 
     /// The first non-blank explanation of `evaluatorDetails`.
-    fn first_explanation(&mut self) -> Option<Option<Cow<'a, str>>> {
+    fn first_explanation(&mut self) -> Option<Option<Text<'a>>> {
         let mut first = None;
         self.array(|s| {
             let mut explanation = None;
             s.object(|s, key| match key {
-                "explanation" => once(&mut explanation, s.nullable_string()),
+                "explanation" => once(&mut explanation, s.nullable(Self::text)),
                 _ => s.skip(3),
             })?;
             if first.is_none() {
-                first = non_blank(explanation.flatten());
+                first = explanation.flatten().filter(|e| !e.is_blank());
             }
             Some(())
         })?;
@@ -127,12 +128,16 @@ mod tests {
     use super::super::parse_with_serde;
     use super::*;
 
+    fn scan(text: &str) -> Option<ResultRecord<'_>> {
+        parse(text, Vec::new())
+    }
+
     /// A realistic line: escapes, non-ASCII text, nulls, unknown keys of every JSON type.
     const LINE: &str = r#"{"automatedEvaluationResult":{"scores":[{"metricName":"Builtin.Correctness","result":0.75,"evaluatorDetails":[{"modelIdentifier":"amazon.nova-pro-v1:0","explanation":"Mostly \"right\"; caf\u00e9 ok — über."}]},{"metricName":"brand_voice","result":null,"evaluatorDetails":[{"explanation":""},{"explanation":"Second.\nLine two\t\u0041\/"}]},{"metricName":"Builtin.Harmfulness","result":0,"evaluatorDetails":[]},{"metricName":"m4","result":1.0}],"extra":{"a":[1,-2.5e3,true,false,null,{}],"b":[]}},"inputRecord":{"prompt":"Context:\nSubscriptions renew.\n\nQ: \"Why?\" ¿Qué?","referenceResponse":"4","category":"Billing","modelResponses":[{"response":"4","modelIdentifier":"app"}]},"modelResponses":[{"response":"4\\n","modelIdentifier":"app"}]}"#;
 
     /// `scan` must either step aside or give exactly what serde_json gives.
     fn agrees(line: &str) -> Option<ResultRecord<'_>> {
-        let scanned = parse(line)?;
+        let scanned = scan(line)?;
         match parse_with_serde(line) {
             Ok(reference) => {
                 assert_eq!(scanned, reference, "{line}");
@@ -148,11 +153,19 @@ mod tests {
         let r = agrees(LINE).expect("the usual line is scanned");
         assert_eq!(r.scores.len(), 4);
         assert_eq!(
-            r.scores[0].explanation.as_deref(),
+            r.scores[0]
+                .explanation
+                .as_ref()
+                .map(Text::decoded)
+                .as_deref(),
             Some("Mostly \"right\"; café ok — über.")
         );
         assert_eq!(
-            r.scores[1].explanation.as_deref(),
+            r.scores[1]
+                .explanation
+                .as_ref()
+                .map(Text::decoded)
+                .as_deref(),
             Some("Second.\nLine two\tA/")
         );
         assert_eq!(r.scores[2].value, Some(0.0));
@@ -172,6 +185,27 @@ mod tests {
             r.prompt_hash(),
             crate::layout::prompt_hash_value([r.prompt.decoded().as_bytes()])
         );
+    }
+
+    #[test]
+    fn blank_explanations_are_passed_over_when_escaped_too() {
+        // (first explanation as written, second, the one kept)
+        let cases = [
+            (r#""\n""#, r#""b""#, Some("b")),
+            (r#"" \t\r\f\n ""#, r#""b""#, Some("b")),
+            (r#""\u0020""#, r#""b""#, Some("b")),
+            (r#""\b""#, r#""b""#, Some("\u{8}")),
+            (r#""\n\"x\"""#, r#""b""#, Some("\n\"x\"")),
+            (r#""\u00a0\n""#, "null", None),
+        ];
+        for (first, second, kept) in cases {
+            let line = format!(
+                r#"{{"automatedEvaluationResult":{{"scores":[{{"metricName":"m","result":1,"evaluatorDetails":[{{"explanation":{first}}},{{"explanation":{second}}}]}}]}},"inputRecord":{{"prompt":"p"}}}}"#
+            );
+            let r = agrees(&line).expect("scanned");
+            let explanation = r.scores[0].explanation.as_ref().map(Text::decoded);
+            assert_eq!(explanation.as_deref(), kept, "{line}");
+        }
     }
 
     #[test]
@@ -205,14 +239,14 @@ mod tests {
             r#"[{"scores":[]},{"prompt":"p"}]"#,
         ];
         for line in cases {
-            assert!(parse(line).is_none(), "left to serde_json: {line}");
+            assert!(scan(line).is_none(), "left to serde_json: {line}");
         }
         let deep = format!(
             r#"{{"automatedEvaluationResult":{{"scores":[]}},"inputRecord":{{"prompt":"p","x":{}{}}}}}"#,
             "[".repeat(100),
             "]".repeat(100)
         );
-        assert!(parse(&deep).is_none());
+        assert!(scan(&deep).is_none());
         assert!(parse_with_serde(&deep).is_ok());
     }
 
@@ -233,13 +267,13 @@ mod tests {
                 ("app", "a?pp"),
             ] {
                 let line = LINE.replacen(from, &to.replace('?', &control.to_string()), 1);
-                assert!(parse(&line).is_none(), "{line:?}");
+                assert!(scan(&line).is_none(), "{line:?}");
                 assert!(parse_with_serde(&line).is_err(), "{line:?}");
             }
         }
         // Any other control byte between tokens is no token.
         let line = LINE.replace(",\"inputRecord\"", ",\u{1}\"inputRecord\"");
-        assert!(parse(&line).is_none() && parse_with_serde(&line).is_err());
+        assert!(scan(&line).is_none() && parse_with_serde(&line).is_err());
     }
 
     #[test]
