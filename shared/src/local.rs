@@ -811,6 +811,12 @@ mod tests {
         assert_eq!(got[3].4, long.len() as u64, "no newline after the last");
     }
 
+    /// A mapping function that counts lines.
+    fn count_lines(n: &mut u64, _: LineAt<'_>) -> ControlFlow<()> {
+        *n += 1;
+        ControlFlow::Continue(())
+    }
+
     #[test]
     fn a_failing_sink_stops_the_read() {
         let text: String = (0..200_000).map(|i| format!("line {i}\n")).collect();
@@ -819,10 +825,7 @@ mod tests {
             text.as_bytes(),
             100,
             || 0,
-            |n: &mut u64, _| {
-                *n += 1;
-                ControlFlow::Continue(())
-            },
+            count_lines,
             |_, n| {
                 sunk += n;
                 if sunk > 50_000 { Err("enough") } else { Ok(()) }
@@ -881,10 +884,7 @@ mod tests {
             &Failing(5 * CHUNK as u64),
             100,
             || 0,
-            |n: &mut u64, _| {
-                *n += 1;
-                ControlFlow::Continue(())
-            },
+            count_lines,
             |_, n| {
                 sunk += n;
                 Ok::<_, ()>(())

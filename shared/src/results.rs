@@ -124,6 +124,14 @@ pub struct Score<'a> {
     pub explanation: Option<Text<'a>>,
 }
 
+#[cfg(test)]
+impl Score<'_> {
+    /// The explanation, decoded.
+    pub(crate) fn explained(&self) -> Option<Cow<'_, str>> {
+        self.explanation.as_ref().map(Text::decoded)
+    }
+}
+
 impl<'a> ResultRecord<'a> {
     /// The record of a parsed line: a blank category dropped.
     pub fn new(
@@ -714,14 +722,7 @@ mod tests {
         assert_eq!(r.category.as_deref(), Some("Math"));
         assert_eq!(r.scores.len(), 3);
         assert_eq!(r.scores[0].value, Some(0.75));
-        assert_eq!(
-            r.scores[0]
-                .explanation
-                .as_ref()
-                .map(Text::decoded)
-                .as_deref(),
-            Some("Mostly right.")
-        );
+        assert_eq!(r.scores[0].explained().as_deref(), Some("Mostly right."));
         assert_eq!(r.scores[1].value, None, "null is not scored");
         assert_eq!(
             r.scores[1].explanation, None,
@@ -737,11 +738,7 @@ mod tests {
         let line = r#"{"automatedEvaluationResult":{"scores":[{"metricName":"m","result":1,"evaluatorDetails":[{"explanation":"  "},{"modelIdentifier":"j"},{"explanation":"Second \"judge\"."},{"explanation":"Third."}]},{"metricName":"n","result":1,"evaluatorDetails":[]}]},"inputRecord":{"prompt":"p"}}"#;
         let r = parse_line(line.as_bytes()).unwrap();
         assert_eq!(
-            r.scores[0]
-                .explanation
-                .as_ref()
-                .map(Text::decoded)
-                .as_deref(),
+            r.scores[0].explained().as_deref(),
             Some("Second \"judge\".")
         );
         assert_eq!(r.scores[1].explanation, None);

@@ -153,19 +153,11 @@ mod tests {
         let r = agrees(LINE).expect("the usual line is scanned");
         assert_eq!(r.scores.len(), 4);
         assert_eq!(
-            r.scores[0]
-                .explanation
-                .as_ref()
-                .map(Text::decoded)
-                .as_deref(),
+            r.scores[0].explained().as_deref(),
             Some("Mostly \"right\"; café ok — über.")
         );
         assert_eq!(
-            r.scores[1]
-                .explanation
-                .as_ref()
-                .map(Text::decoded)
-                .as_deref(),
+            r.scores[1].explained().as_deref(),
             Some("Second.\nLine two\tA/")
         );
         assert_eq!(r.scores[2].value, Some(0.0));
