@@ -109,8 +109,13 @@ impl AsyncBufRead for LocalFile {
 
 /// One `read`, retried when interrupted by a signal.
 fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    retried(|| reader.read(buf))
+}
+
+/// `read`'s outcome, `read` retried while a signal interrupts it.
+fn retried(mut read: impl FnMut() -> std::io::Result<usize>) -> std::io::Result<usize> {
     loop {
-        match reader.read(buf) {
+        match read() {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             read => return read,
         }
@@ -494,10 +499,7 @@ impl Buf {
         while got < want {
             let end = self.start + self.len;
             let offset = self.pos + self.len as u64;
-            let n = match reader.read_at(&mut self.bytes[end..end + want - got], offset) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                read => read?,
-            };
+            let n = retried(|| reader.read_at(&mut self.bytes[end..end + want - got], offset))?;
             if n == 0 {
                 break;
             }
@@ -528,13 +530,10 @@ where
     let before = if k == 0 { 0 } else { ALIGN };
     buf.reset(start - before as u64);
     let mut count = Count::default();
-    let failed = |count: &Count, source| Outcome::Failed {
-        lines: count.lines,
-        source,
-    };
     match buf.read_more(reader, CHUNK + before) {
-        Err(e) => return failed(&count, e),
-        Ok(n) if n <= before && (k > 0 || n == 0) => return Outcome::End,
+        Err(e) => return count.failed(e),
+        // Nothing from `start` on (for the first range, `before` is 0: an empty file).
+        Ok(n) if n <= before => return Outcome::End,
         Ok(_) => {}
     }
     let mut at = 0;
@@ -543,13 +542,8 @@ where
         let look = &data[before - 1..data.len().min(before - 1 + CHUNK)];
         match memchr::memchr(b'\n', look) {
             Some(i) => at = before + i,
-            None => {
-                return Outcome::Mapped {
-                    lines: 0,
-                    bytes: 0,
-                    stopped: false,
-                };
-            }
+            // Inside a line that started in an earlier range.
+            None => return count.mapped(false),
         }
     }
     loop {
@@ -560,14 +554,10 @@ where
         let data = buf.data();
         if let Some(i) = memchr::memchr(b'\n', &data[at..]) {
             let held = &data[at..at + i.min(keep)];
-            let flow = emit(line, acc, &mut count, offset, held, i as u64, i as u64 + 1);
+            let flow = count.emit(line, acc, offset, held, i as u64, i as u64 + 1);
             at += i + 1;
             if flow.is_break() {
-                return Outcome::Mapped {
-                    lines: count.lines,
-                    bytes: count.bytes,
-                    stopped: true,
-                };
+                return count.mapped(true);
             }
             continue;
         }
@@ -582,7 +572,7 @@ where
             let newline = loop {
                 buf.keep_from(buf.len);
                 match buf.read_more(reader, BUFFER) {
-                    Err(e) => return failed(&count, e),
+                    Err(e) => return count.failed(e),
                     Ok(0) => break false,
                     Ok(n) => match memchr::memchr(b'\n', buf.data()) {
                         Some(i) => {
@@ -594,56 +584,28 @@ where
                     },
                 }
             };
-            let flow = emit(
-                line,
-                acc,
-                &mut count,
-                offset,
-                &head,
-                len,
-                len + u64::from(newline),
-            );
+            let flow = count.emit(line, acc, offset, &head, len, len + u64::from(newline));
             if flow.is_break() || !newline {
-                return Outcome::Mapped {
-                    lines: count.lines,
-                    bytes: count.bytes,
-                    stopped: flow.is_break(),
-                };
+                return count.mapped(flow.is_break());
             }
             continue;
         }
         let want = if partial < TAIL { TAIL } else { BUFFER };
         match buf.read_more(reader, want) {
-            Err(e) => return failed(&count, e),
+            Err(e) => return count.failed(e),
             Ok(0) => {
                 // The file's last line, without a `\n`.
                 if partial > 0 {
                     let held = &buf.data()[..partial.min(keep)];
-                    let flow = emit(
-                        line,
-                        acc,
-                        &mut count,
-                        offset,
-                        held,
-                        partial as u64,
-                        partial as u64,
-                    );
-                    return Outcome::Mapped {
-                        lines: count.lines,
-                        bytes: count.bytes,
-                        stopped: flow.is_break(),
-                    };
+                    let flow = count.emit(line, acc, offset, held, partial as u64, partial as u64);
+                    return count.mapped(flow.is_break());
                 }
                 break;
             }
             Ok(_) => {}
         }
     }
-    Outcome::Mapped {
-        lines: count.lines,
-        bytes: count.bytes,
-        stopped: false,
-    }
+    count.mapped(false)
 }
 
 /// Lines and bytes of a range mapped so far.
@@ -653,31 +615,46 @@ struct Count {
     bytes: u64,
 }
 
-/// Hands one line to `line`, numbered within its range.
-fn emit<A, L>(
-    line: &L,
-    acc: &mut A,
-    count: &mut Count,
-    offset: u64,
-    bytes: &[u8],
-    len: u64,
-    consumed: u64,
-) -> ControlFlow<()>
-where
-    L: Fn(&mut A, LineAt<'_>) -> ControlFlow<()>,
-{
-    count.lines += 1;
-    count.bytes += consumed;
-    line(
-        acc,
-        LineAt {
-            number: count.lines,
+impl Count {
+    /// Hands one line to `line`, numbered within its range.
+    fn emit<A, L>(
+        &mut self,
+        line: &L,
+        acc: &mut A,
+        offset: u64,
+        bytes: &[u8],
+        len: u64,
+        consumed: u64,
+    ) -> ControlFlow<()>
+    where
+        L: Fn(&mut A, LineAt<'_>) -> ControlFlow<()>,
+    {
+        self.lines += 1;
+        self.bytes += consumed;
+        let at = LineAt {
+            number: self.lines,
             offset,
             bytes,
             len,
             consumed,
-        },
-    )
+        };
+        line(acc, at)
+    }
+
+    fn mapped(&self, stopped: bool) -> Outcome {
+        Outcome::Mapped {
+            lines: self.lines,
+            bytes: self.bytes,
+            stopped,
+        }
+    }
+
+    fn failed(&self, source: std::io::Error) -> Outcome {
+        Outcome::Failed {
+            lines: self.lines,
+            source,
+        }
+    }
 }
 
 #[cfg(test)]
