@@ -640,7 +640,7 @@ pub fn check_line(number: u64, first: bool, line: Line<'_>, seen: &mut Seen) -> 
     if first && (bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF])) {
         return Checked::Utf16;
     }
-    if let Some(raw) = std::str::from_utf8(bytes).ok().and_then(scan::parse) {
+    if let Some(raw) = crate::json_scan::utf8(bytes).ok().and_then(scan::parse) {
         return Checked::Record(raw.facts(seen));
     }
     match parse_record(number, bytes) {
@@ -801,7 +801,7 @@ fn push_problem(v: &mut Validation, limits: &Limits, problem: DatasetProblem) {
 
 /// Parses one line: `Ok(None)` for a blank line, the record, or every problem of the line.
 pub fn parse_record(line: u64, bytes: &[u8]) -> Result<Option<Record>, Vec<DatasetProblem>> {
-    let text = match std::str::from_utf8(bytes) {
+    let text = match crate::json_scan::utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
             return Err(vec![DatasetProblem::at(
@@ -1509,7 +1509,7 @@ fn write_record(
     line: &mut Vec<u8>,
     meta: &mut Vec<u8>,
 ) -> Result<bool, ShardError> {
-    if let Some(raw) = std::str::from_utf8(bytes).ok().and_then(scan::parse)
+    if let Some(raw) = crate::json_scan::utf8(bytes).ok().and_then(scan::parse)
         && raw.write_metadata_line(number, meta).is_some()
     {
         raw.write_bedrock_line(line);

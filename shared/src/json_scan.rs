@@ -25,6 +25,15 @@ pub(crate) fn has_control_byte(bytes: &[u8]) -> bool {
         .any(|c| c.iter().fold(0u8, |acc, &b| acc | u8::from(b < 0x20)) != 0)
 }
 
+/// `bytes` as text, checked as `std::str::from_utf8` checks it (same error), with SIMD.
+pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, std::str::Utf8Error> {
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => Ok(text),
+        // Rare: std says where the first invalid byte is.
+        Err(_) => std::str::from_utf8(bytes),
+    }
+}
+
 /// Keeps the value of a key met for the first time. A key met twice is left to serde_json
 /// (which rejects it, or keeps the last value, depending on the reader).
 pub(crate) fn once<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
@@ -44,17 +53,54 @@ pub(crate) fn once<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
 /// bytes on the way.
 fn block_stops(block: &[u8; 64]) -> u64 {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    #[allow(unsafe_code)]
-    // SAFETY: the only requirement of a `#[target_feature]` function is that the processor
-    // has the feature, and this line is compiled only for targets that guarantee SSE2 (every
-    // x86-64 target does).
-    unsafe {
-        block_stops_sse2(block)
+    {
+        // Checked once per block: the answer is cached in an atomic, and the branch always
+        // goes the same way.
+        if std::arch::is_x86_feature_detected!("avx2") {
+            #[allow(unsafe_code)]
+            // SAFETY: a `#[target_feature]` function requires only that the processor has the
+            // feature, which was just checked.
+            return unsafe { block_stops_avx2(block) };
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: as above; every x86-64 target guarantees SSE2 (and this line is compiled
+        // only for targets that enable it).
+        unsafe {
+            block_stops_sse2(block)
+        }
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     {
         block_stops_swar(block)
     }
+}
+
+/// [`block_stops`] with AVX2: 32 bytes per comparison, a third of SSE2's instructions
+/// (the stop masks were a tenth of `evalgate gate`'s instructions with SSE2).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "avx2")]
+fn block_stops_avx2(block: &[u8; 64]) -> u64 {
+    use std::arch::x86_64::{
+        _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epu8, _mm256_movemask_epi8,
+        _mm256_or_si256, _mm256_set1_epi8,
+    };
+    let quote = _mm256_set1_epi8(b'"' as i8);
+    let backslash = _mm256_set1_epi8(b'\\' as i8);
+    let control = _mm256_set1_epi8(0x1f);
+    let (halves, _) = block.as_chunks::<32>();
+    let mut stops = 0;
+    for (i, half) in halves.iter().enumerate() {
+        #[allow(unsafe_code)]
+        // SAFETY: `half` is 32 readable bytes, and this load has no alignment requirement.
+        let v = unsafe { _mm256_loadu_si256(half.as_ptr().cast()) };
+        let hits = _mm256_or_si256(
+            _mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, backslash)),
+            // b <= 0x1f exactly when min(b, 0x1f) == b (unsigned).
+            _mm256_cmpeq_epi8(_mm256_min_epu8(v, control), v),
+        );
+        stops |= u64::from(_mm256_movemask_epi8(hits) as u32) << (32 * i);
+    }
+    stops
 }
 
 /// [`block_stops`] with SSE2: 16 bytes per comparison.
@@ -551,8 +597,37 @@ mod tests {
                 let expected = stops_by_byte(&block);
                 assert_eq!(block_stops(&block), expected, "{value:#x} at {at}");
                 assert_eq!(block_stops_swar(&block), expected, "{value:#x} at {at}");
+                #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+                #[allow(unsafe_code)]
+                // SAFETY: SSE2 is guaranteed on this target.
+                let sse2 = unsafe { block_stops_sse2(&block) };
+                #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+                assert_eq!(sse2, expected, "{value:#x} at {at}");
             }
         }
+    }
+
+    #[test]
+    fn utf8_is_checked_as_std_checks_it() {
+        let long = "é—ok ".repeat(40);
+        let cases: [&[u8]; 8] = [
+            b"",
+            b"plain",
+            "caf\u{e9} \u{1F600}".as_bytes(),
+            long.as_bytes(),
+            b"bad \xff byte",
+            b"cut \xe2\x80",
+            b"overlong \xc0\xaf",
+            b"surrogate \xed\xa0\x80",
+        ];
+        for bytes in cases {
+            // Also past the SIMD block sizes, with the bad byte at the end.
+            let padded = [long.as_bytes(), bytes].concat();
+            for bytes in [bytes, &padded[..]] {
+                assert_eq!(utf8(bytes), std::str::from_utf8(bytes), "{bytes:?}");
+            }
+        }
+        assert!(utf8(b"bad \xff byte").is_err());
     }
 
     #[test]

@@ -426,7 +426,7 @@ fn parse_line_into<'a>(
 ) -> Result<ResultRecord<'a>, String> {
     // One UTF-8 check of the whole line, then parsing text: checking each borrowed string
     // separately (what parsing bytes does) was an eighth of `evalgate gate`'s time.
-    let text = std::str::from_utf8(bytes).map_err(|e| {
+    let text = crate::json_scan::utf8(bytes).map_err(|e| {
         format!(
             "not a Bedrock evaluation result: the line is not valid UTF-8 (invalid byte at position {} of the line)",
             e.valid_up_to() + 1
