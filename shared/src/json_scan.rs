@@ -153,60 +153,95 @@ fn block_stops_swar(block: &[u8; 64]) -> u64 {
     stops
 }
 
+/// [`block_stops`] of every 64 bytes of `bytes` into `words` (emptied first), the last
+/// partial block padded with spaces, which are not stops.
+fn line_stops(bytes: &[u8], words: &mut Vec<u64>) {
+    let (blocks, rest) = bytes.as_chunks::<64>();
+    words.clear();
+    // Filled in place: with `push` in the loop, LLVM turned the AVX2 masks into byte-by-byte
+    // inserts, and `evalgate gate` ran 40% slower.
+    words.resize(blocks.len() + usize::from(!rest.is_empty()), 0);
+    let (full, tail) = words.split_at_mut(blocks.len());
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[allow(unsafe_code)]
+        // SAFETY: a `#[target_feature]` function requires only that the processor has the
+        // feature, which was just checked.
+        unsafe {
+            line_stops_avx2(blocks, full)
+        };
+    } else {
+        fill_stops(blocks, full, block_stops);
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    fill_stops(blocks, full, block_stops);
+    if let Some(word) = tail.first_mut() {
+        let mut block = [b' '; 64];
+        block[..rest.len()].copy_from_slice(rest);
+        *word = block_stops(&block);
+    }
+}
+
+fn fill_stops(blocks: &[[u8; 64]], words: &mut [u64], stops: impl Fn(&[u8; 64]) -> u64) {
+    for (word, block) in words.iter_mut().zip(blocks) {
+        *word = stops(block);
+    }
+}
+
+/// [`line_stops`]' loop with AVX2 enabled, so that [`block_stops_avx2`] is inlined into it.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "avx2")]
+fn line_stops_avx2(blocks: &[[u8; 64]], words: &mut [u64]) {
+    for (word, block) in words.iter_mut().zip(blocks) {
+        *word = block_stops_avx2(block);
+    }
+}
+
+thread_local! {
+    /// The last scanner's stop words, lent to the next: a line's words are allocated once
+    /// per thread, not once per line.
+    static STOP_WORDS: std::cell::Cell<Vec<u64>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Stop words kept for reuse at most: 1 MiB of line.
+const KEPT_STOP_WORDS: usize = 16 * 1024;
+
 /// A position in one line of JSON.
 pub(crate) struct Scanner<'a> {
     pub(crate) text: &'a str,
     pub(crate) at: usize,
-    /// [`block_stops`] of the 64 bytes from `block` (bytes past the end are not stops).
-    block: usize,
-    stops: u64,
+    /// [`block_stops`] of each 64 bytes of the line, computed once in [`Scanner::new`] in
+    /// one loop: computed block by block as strings reached them, with the checks of which
+    /// block was loaded, they were a quarter of the parser's instructions.
+    stops: Vec<u64>,
+}
+
+impl Drop for Scanner<'_> {
+    fn drop(&mut self) {
+        let words = std::mem::take(&mut self.stops);
+        if words.capacity() <= KEPT_STOP_WORDS {
+            STOP_WORDS.set(words);
+        }
+    }
 }
 
 impl<'a> Scanner<'a> {
     pub(crate) fn new(text: &'a str) -> Self {
-        Scanner {
-            text,
-            at: 0,
-            block: usize::MAX,
-            stops: 0,
-        }
-    }
-
-    /// The stops of the 64 bytes from `from`.
-    fn load_block(&mut self, from: usize) {
-        let bytes = self.bytes();
-        self.block = from;
-        let rest = bytes.get(from..).unwrap_or_default();
-        self.stops = match rest.first_chunk::<64>() {
-            Some(block) => block_stops(block),
-            None => {
-                // The line's last bytes, padded with spaces, which are not stops.
-                let mut block = [b' '; 64];
-                block[..rest.len()].copy_from_slice(rest);
-                block_stops(&block)
-            }
-        };
+        let mut stops = STOP_WORDS.take();
+        line_stops(text.as_bytes(), &mut stops);
+        Scanner { text, at: 0, stops }
     }
 
     /// The position of the first quote or backslash from `at` on, inside a string. `None`
     /// at a control byte or at the end of the line: the string is not valid JSON.
-    fn find_stop(&mut self) -> Option<usize> {
-        let at = self.at;
-        let mut bits = match at.checked_sub(self.block) {
-            Some(offset) if offset < 64 => self.stops >> offset,
-            _ => {
-                self.load_block(at);
-                self.stops
-            }
-        };
-        let mut from = at;
+    fn find_stop(&self) -> Option<usize> {
+        let mut word = self.at / 64;
+        let mut from = self.at;
+        let mut bits = self.stops.get(word)? >> (self.at % 64);
         while bits == 0 {
-            from = self.block + 64;
-            if from >= self.text.len() {
-                return None;
-            }
-            self.load_block(from);
-            bits = self.stops;
+            word += 1;
+            bits = *self.stops.get(word)?;
+            from = word * 64;
         }
         let stop = from + bits.trailing_zeros() as usize;
         (*self.bytes().get(stop)? >= 0x20).then_some(stop)
@@ -220,21 +255,52 @@ impl<'a> Scanner<'a> {
         self.bytes().get(self.at).copied()
     }
 
+    /// Skips whitespace. Lines as Bedrock and most tools write them have none between
+    /// tokens: the loop runs only when there is some (the checks before every token were a
+    /// twelfth of the parser's instructions).
     pub(crate) fn whitespace(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+        if self.peek().is_some_and(is_space) {
+            self.spaces();
+        }
+    }
+
+    #[inline(never)]
+    fn spaces(&mut self) {
+        while self.peek().is_some_and(is_space) {
             self.at += 1;
         }
     }
 
+    /// The next byte after any whitespace, not consumed.
+    pub(crate) fn token(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        if !is_space(b) {
+            return Some(b);
+        }
+        self.spaces();
+        self.peek()
+    }
+
     /// Skips whitespace and consumes `byte`.
     pub(crate) fn eat(&mut self, byte: u8) -> Option<()> {
-        self.whitespace();
-        (self.peek() == Some(byte)).then(|| self.at += 1)
+        (self.token()? == byte).then(|| self.at += 1)
     }
 
     /// Skips whitespace and consumes `byte` if it is next.
     pub(crate) fn eat_if(&mut self, byte: u8) -> bool {
         self.eat(byte).is_some()
+    }
+
+    /// After a member of an object or array: `Some(true)` past a `,`, `Some(false)` past
+    /// `close`, `None` at anything else.
+    fn more(&mut self, close: u8) -> Option<bool> {
+        let b = self.token()?;
+        self.at += 1;
+        match b {
+            b',' => Some(true),
+            _ if b == close => Some(false),
+            _ => None,
+        }
     }
 
     /// `{ "key": value, ... }`, calling `field` with the scanner before each value.
@@ -252,10 +318,9 @@ impl<'a> Scanner<'a> {
             self.eat(b':')?;
             self.whitespace();
             field(self, key)?;
-            if self.eat_if(b'}') {
+            if !self.more(b'}')? {
                 return Some(());
             }
-            self.eat(b',')?;
         }
     }
 
@@ -268,10 +333,9 @@ impl<'a> Scanner<'a> {
         loop {
             self.whitespace();
             element(self)?;
-            if self.eat_if(b']') {
+            if !self.more(b']')? {
                 return Some(());
             }
-            self.eat(b',')?;
         }
     }
 
@@ -387,18 +451,22 @@ impl<'a> Scanner<'a> {
     }
 
     /// A number in JSON's grammar: its text, and its value when it is "simple": at most 15
-    /// digits and no exponent, where the value is exactly serde_json's (see [`simple_value`]).
+    /// digits and no exponent, where the value is exactly serde_json's (see [`POWERS`]).
     pub(crate) fn number(&mut self) -> Option<(&'a str, Option<f64>)> {
-        let start = self.at;
         let b = self.bytes();
-        let digits = |at: &mut usize| {
+        let start = self.at;
+        // The digits, read once: checked and summed into `mantissa` in the same pass
+        // (wrapping past 19 digits, where the value is not used).
+        let mut mantissa = 0u64;
+        let mut digits = |at: &mut usize| {
             let from = *at;
-            while b.get(*at).is_some_and(u8::is_ascii_digit) {
+            while let Some(&d @ b'0'..=b'9') = b.get(*at) {
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
                 *at += 1;
             }
             *at - from
         };
-        let mut at = self.at;
+        let mut at = start;
         let negative = b.get(at) == Some(&b'-');
         at += usize::from(negative);
         let leading_zero = b.get(at) == Some(&b'0');
@@ -406,15 +474,14 @@ impl<'a> Scanner<'a> {
         if whole == 0 || (leading_zero && whole > 1) {
             return None;
         }
-        let fraction = if b.get(at) == Some(&b'.') {
+        let mut fraction = 0;
+        if b.get(at) == Some(&b'.') {
             at += 1;
-            match digits(&mut at) {
-                0 => return None,
-                n => Some(n),
+            fraction = digits(&mut at);
+            if fraction == 0 {
+                return None;
             }
-        } else {
-            None
-        };
+        }
         let mut exponent = false;
         if let Some(b'e' | b'E') = b.get(at) {
             at += 1;
@@ -428,10 +495,15 @@ impl<'a> Scanner<'a> {
         }
         self.at = at;
         // serde_json reads `-0` as the integer 0, `str::parse` as -0.0.
-        let integer_sign = negative && fraction.is_none();
-        let simple = !exponent && !integer_sign && whole + fraction.unwrap_or(0) <= 15;
-        let text = self.text.get(start..at)?;
-        Some((text, simple.then(|| simple_value(text))))
+        let integer_sign = negative && fraction == 0;
+        let value = match POWERS.get(fraction) {
+            Some(power) if !exponent && !integer_sign && whole + fraction <= 15 => {
+                let value = mantissa as f64 / power;
+                Some(if negative { -value } else { value })
+            }
+            _ => None,
+        };
+        Some((self.text.get(start..at)?, value))
     }
 
     /// A string value as written, without its quotes, when its only escapes are the short
@@ -476,29 +548,16 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// The value of a number that [`Scanner::number`] calls simple. Its digits, at most 15, make
-/// an integer below 2^53 and its power of ten is at most 10^15: both are exact doubles, so
-/// one division rounds once, to the nearest double, which is what `str::parse` and
+/// Powers of ten for the numbers [`Scanner::number`] calls simple. Their digits, at most
+/// 15, make an integer below 2^53 and the power is at most 10^15: both are exact doubles,
+/// so one division rounds once, to the nearest double, which is what `str::parse` and
 /// serde_json give, at a fraction of `str::parse`'s cost on scores like `0.75`.
-fn simple_value(text: &str) -> f64 {
-    const POWERS: [f64; 16] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-    ];
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(digits) => (true, digits),
-        None => (false, text),
-    };
-    let (mut integer, mut decimals, mut fraction) = (0u64, 0, false);
-    for b in digits.bytes() {
-        if b == b'.' {
-            fraction = true;
-        } else {
-            integer = integer * 10 + u64::from(b.wrapping_sub(b'0'));
-            decimals += usize::from(fraction);
-        }
-    }
-    let value = integer as f64 / POWERS[decimals.min(15)];
-    if negative { -value } else { value }
+const POWERS: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 /// The text of a [`Scanner::raw_string`], in pieces: the runs between escapes and the
@@ -604,6 +663,34 @@ mod tests {
                 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
                 assert_eq!(sse2, expected, "{value:#x} at {at}");
             }
+        }
+    }
+
+    #[test]
+    fn line_stops_are_each_blocks_stops_whatever_the_length() {
+        let text: Vec<u8> = (0..300u32)
+            .map(|i| match i % 37 {
+                0 => b'"',
+                5 => b'\\',
+                11 => b'\n',
+                17 => 0xc3,
+                _ => b'a' + (i % 26) as u8,
+            })
+            .collect();
+        let mut words = vec![u64::MAX; 3];
+        for len in [0, 1, 63, 64, 65, 127, 128, 200, 300] {
+            let bytes = &text[..len];
+            line_stops(bytes, &mut words);
+            assert_eq!(words.len(), len.div_ceil(64), "{len}");
+            for (i, word) in words.iter().enumerate() {
+                let mut block = [b' '; 64];
+                let chunk = &bytes[i * 64..bytes.len().min(i * 64 + 64)];
+                block[..chunk.len()].copy_from_slice(chunk);
+                assert_eq!(*word, stops_by_byte(&block), "{len} word {i}");
+            }
+            let mut swar = vec![0; len / 64];
+            fill_stops(bytes.as_chunks::<64>().0, &mut swar, block_stops_swar);
+            assert_eq!(swar[..], words[..len / 64], "{len}");
         }
     }
 

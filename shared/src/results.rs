@@ -52,6 +52,14 @@ impl<'a> Text<'a> {
 
     /// Empty, or only whitespace once decoded.
     pub fn is_blank(&self) -> bool {
+        let written = match self {
+            Text::Plain(text) => text.as_bytes(),
+            Text::Escaped(raw) => raw.as_bytes(),
+        };
+        // Most texts start with a letter or a digit: no need to decode or trim them.
+        if written.first().is_some_and(u8::is_ascii_alphanumeric) {
+            return false;
+        }
         match self {
             Text::Plain(text) => text.trim().is_empty(),
             Text::Escaped(raw) => {
