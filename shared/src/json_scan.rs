@@ -259,9 +259,7 @@ impl<'a> Scanner<'a> {
     /// tokens: the loop runs only when there is some (the checks before every token were a
     /// twelfth of the parser's instructions).
     pub(crate) fn whitespace(&mut self) {
-        if self.peek().is_some_and(is_space) {
-            self.spaces();
-        }
+        self.token();
     }
 
     #[inline(never)]
