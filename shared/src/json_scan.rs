@@ -163,10 +163,16 @@ fn line_stops(bytes: &[u8], words: &mut Vec<u64>) {
     words.resize(blocks.len() + usize::from(!rest.is_empty()), 0);
     let (full, tail) = words.split_at_mut(blocks.len());
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if std::arch::is_x86_feature_detected!("avx512bw") {
         #[allow(unsafe_code)]
         // SAFETY: a `#[target_feature]` function requires only that the processor has the
         // feature, which was just checked.
+        unsafe {
+            line_stops_avx512(blocks, full)
+        };
+    } else if std::arch::is_x86_feature_detected!("avx2") {
+        #[allow(unsafe_code)]
+        // SAFETY: as above.
         unsafe {
             line_stops_avx2(blocks, full)
         };
@@ -194,6 +200,28 @@ fn fill_stops(blocks: &[[u8; 64]], words: &mut [u64], stops: impl Fn(&[u8; 64]) 
 fn line_stops_avx2(blocks: &[[u8; 64]], words: &mut [u64]) {
     for (word, block) in words.iter_mut().zip(blocks) {
         *word = block_stops_avx2(block);
+    }
+}
+
+/// [`line_stops`]' loop with AVX-512BW: a block in one load and three comparisons into mask
+/// registers, a third of AVX2's instructions (which were 840 of the 15,700 instructions per
+/// record of `evalgate gate`).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "avx512bw")]
+fn line_stops_avx512(blocks: &[[u8; 64]], words: &mut [u64]) {
+    use std::arch::x86_64::{
+        _mm512_cmpeq_epi8_mask, _mm512_cmple_epu8_mask, _mm512_loadu_si512, _mm512_set1_epi8,
+    };
+    let quote = _mm512_set1_epi8(b'"' as i8);
+    let backslash = _mm512_set1_epi8(b'\\' as i8);
+    let control = _mm512_set1_epi8(0x1f);
+    for (word, block) in words.iter_mut().zip(blocks) {
+        #[allow(unsafe_code)]
+        // SAFETY: `block` is 64 readable bytes, and this load has no alignment requirement.
+        let v = unsafe { _mm512_loadu_si512(block.as_ptr().cast()) };
+        *word = _mm512_cmpeq_epi8_mask(v, quote)
+            | _mm512_cmpeq_epi8_mask(v, backslash)
+            | _mm512_cmple_epu8_mask(v, control);
     }
 }
 
@@ -689,6 +717,30 @@ mod tests {
             let mut swar = vec![0; len / 64];
             fill_stops(bytes.as_chunks::<64>().0, &mut swar, block_stops_swar);
             assert_eq!(swar[..], words[..len / 64], "{len}");
+            // Each vector loop, where this processor has it (`line_stops` took the widest).
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            for (feature, has, lines) in [
+                (
+                    "avx2",
+                    std::is_x86_feature_detected!("avx2"),
+                    line_stops_avx2 as unsafe fn(&[[u8; 64]], &mut [u64]),
+                ),
+                (
+                    "avx512bw",
+                    std::is_x86_feature_detected!("avx512bw"),
+                    line_stops_avx512,
+                ),
+            ] {
+                if has {
+                    let mut vector = vec![0; len / 64];
+                    #[allow(unsafe_code)]
+                    // SAFETY: the processor has the feature, just checked.
+                    unsafe {
+                        lines(bytes.as_chunks::<64>().0, &mut vector)
+                    };
+                    assert_eq!(vector, swar, "{feature} {len}");
+                }
+            }
         }
     }
 
