@@ -204,7 +204,7 @@ fn line_stops_avx2(blocks: &[[u8; 64]], words: &mut [u64]) {
 }
 
 /// [`line_stops`]' loop with AVX-512BW: a block in one load and three comparisons into mask
-/// registers, a third of AVX2's instructions (which were 840 of the 15,700 instructions per
+/// registers, a third of AVX2's instructions (which were 1,300 of the 15,700 instructions per
 /// record of `evalgate gate`).
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[target_feature(enable = "avx512bw")]
