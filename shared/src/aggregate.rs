@@ -281,6 +281,10 @@ pub struct Aggregator {
     pooled: bool,
     scores: Option<PromptScores>,
     seen: Vec<bool>,
+    /// The metric of each place in the last record's list of scores, tried first: records
+    /// list their metrics in the same order line after line, and comparing a name with each
+    /// metric's in turn was most of [`Aggregator::add`]'s string comparisons.
+    places: Vec<usize>,
 }
 
 impl Aggregator {
@@ -296,6 +300,7 @@ impl Aggregator {
             pooled: false,
             scores: config.collect_prompt_scores.then(PromptScores::default),
             seen: Vec::new(),
+            places: Vec::new(),
             config,
         };
         for category in aggregator.config.critical_categories.clone() {
@@ -349,6 +354,21 @@ impl Aggregator {
         }))
     }
 
+    /// [`Aggregator::metric_id`] of the score at `place` in a record's list.
+    fn metric_id_at(&mut self, place: usize, name: &str) -> Result<usize, AggregateError> {
+        if let Some(&m) = self.places.get(place)
+            && self.metrics[m].setup.name == name
+        {
+            return Ok(m);
+        }
+        let m = self.metric_id(name)?;
+        match self.places.get_mut(place) {
+            Some(last) => *last = m,
+            None => self.places.push(m),
+        }
+        Ok(m)
+    }
+
     fn category_id(&mut self, name: &str, critical: bool) -> usize {
         // A few categories are usual: comparing their names costs less than hashing one
         // (hashing every record's category was 1.6% of `evalgate gate`'s instructions).
@@ -387,8 +407,8 @@ impl Aggregator {
             self.category_prompts[c] += 1;
         }
         self.seen.iter_mut().for_each(|s| *s = false);
-        for score in &record.scores {
-            let m = self.metric_id(&score.metric)?;
+        for (place, score) in record.scores.iter().enumerate() {
+            let m = self.metric_id_at(place, &score.metric)?;
             if std::mem::replace(&mut self.seen[m], true) {
                 continue;
             }
@@ -976,6 +996,23 @@ mod tests {
         for (i, name) in names.iter().enumerate() {
             assert_eq!(cats[name].prompts, if i < 3 { 3 } else { 2 }, "{name}");
         }
+    }
+
+    #[test]
+    fn metrics_are_told_apart_whatever_their_place_in_a_record() {
+        // The same metrics in another order, one missing, one repeated (the first counts).
+        let records = [
+            record("a", None, &[(C, Some(1.0)), (H, Some(0.0))]),
+            record("b", None, &[(H, Some(0.5)), (C, Some(0.0))]),
+            record("c", None, &[(H, Some(1.0))]),
+            record("d", None, &[(C, Some(1.0)), (C, Some(0.0)), (H, Some(0.0))]),
+            record("e", None, &[("custom", Some(0.25)), (C, Some(0.0))]),
+        ];
+        let a = aggregate(AggregateConfig::default(), &records);
+        let (c, h) = (&a.metrics[C], &a.metrics[H]);
+        assert_eq!((c.scored, c.passing, c.mean), (4, 2, Some(0.5)));
+        assert_eq!((h.scored, h.mean), (4, Some(0.375)));
+        assert_eq!(a.metrics["custom"].scored, 1);
     }
 
     #[test]

@@ -67,6 +67,11 @@ impl<'a> Scanner<'a> {
     }
 
     fn score(&mut self) -> Option<Score<'a>> {
+        let at = self.at;
+        if let Some(score) = self.score_as_written() {
+            return Some(score);
+        }
+        self.at = at;
         let (mut metric, mut value, mut explanation) = (None, None, None);
         self.object(|s, key| match key {
             "metricName" => once(&mut metric, s.string()),
@@ -78,6 +83,43 @@ impl<'a> Scanner<'a> {
             metric: metric?,
             value: value.flatten(),
             explanation: explanation.flatten(),
+        })
+    }
+
+    /// A score laid out as Bedrock writes it (its keys in its order, no whitespace around them), read with
+    /// [`Scanner::literal`]s; `None` at the first difference, and [`Scanner::score`] reads it
+    /// key by key. Scores hold most of a line's keys: reading them so (with the quotients of
+    /// `json_scan`) took `evalgate gate` from 15,650 to 13,730 instructions per record
+    /// (callgrind). Each key is read once, so none can be repeated here.
+    fn score_as_written(&mut self) -> Option<Score<'a>> {
+        self.literal(br#"{"metricName":"#)?;
+        let metric = self.string()?;
+        self.literal(br#","result":"#)?;
+        // Values may follow whitespace, which the generic readers skip before each one.
+        self.whitespace();
+        let value = self.result()?;
+        self.literal(br#","evaluatorDetails":["#)?;
+        let mut first = None;
+        loop {
+            self.literal(br#"{"modelIdentifier":"#)?;
+            self.skip_string()?;
+            self.literal(br#","explanation":"#)?;
+            self.whitespace();
+            let explanation = self.nullable(Self::text)?;
+            self.literal(b"}")?;
+            if first.is_none() {
+                first = explanation.filter(|e| !e.is_blank());
+            }
+            if self.literal(b"]").is_some() {
+                break;
+            }
+            self.literal(b",")?;
+        }
+        self.literal(b"}")?;
+        Some(Score {
+            metric,
+            value,
+            explanation: first,
         })
     }
 
@@ -198,6 +240,48 @@ mod tests {
             let explanation = r.scores[0].explanation.as_ref().map(Text::decoded);
             assert_eq!(explanation.as_deref(), kept, "{line}");
         }
+    }
+
+    #[test]
+    fn scores_as_bedrock_writes_them_and_otherwise_are_read_alike() {
+        let bedrock = r#"{"metricName":"m","result":0.25,"evaluatorDetails":[{"modelIdentifier":"j","explanation":"Why."}]}"#;
+        let scores = [
+            bedrock,
+            r#"{"metricName":"m","result": 0.25,"evaluatorDetails":[{"modelIdentifier":"j","explanation": "Why."}]}"#,
+            r#"{"metricName": "m","result":null,"evaluatorDetails":[{"modelIdentifier":"j","explanation":null}]}"#,
+            r#"{"metricName":"m","result":1,"evaluatorDetails":[{"modelIdentifier":"j","explanation":" "},{"modelIdentifier":"k","explanation":"Second."}]}"#,
+            r#"{"metricName":"m","result":"x","evaluatorDetails":[{"modelIdentifier":"j","explanation":"\n\"Quoted\""}]}"#,
+            r#"{"result":0.25,"metricName":"m","evaluatorDetails":[{"explanation":"Why.","modelIdentifier":"j"}]}"#,
+            r#"{"metricName":"m","result":0.25,"evaluatorDetails":[{"modelIdentifier":7,"explanation":"Why."}]}"#,
+            r#"{"metricName":"m","result":0.25,"evaluatorDetails":[{"modelIdentifier":"j","explanation":"Why.","x":1}]}"#,
+            r#"{"metricName":"m","result":0.25,"evaluatorDetails":[{"modelIdentifier":"j","explanation":"Why."} ] }"#,
+            r#"{"metricName":"m","result":0.25,"evaluatorDetails":[]}"#,
+        ];
+        let line = |score: &str| {
+            format!(
+                r#"{{"automatedEvaluationResult":{{"scores":[{score},{bedrock}]}},"inputRecord":{{"prompt":"p"}}}}"#
+            )
+        };
+        let read: Vec<_> = scores
+            .iter()
+            .map(|score| {
+                let line = line(score);
+                let r = agrees(&line).unwrap_or_else(|| panic!("scanned: {line}"));
+                let first = &r.scores[0];
+                (first.value, first.explained().map(|e| e.into_owned()))
+            })
+            .collect();
+        let why = Some("Why.".to_owned());
+        assert_eq!(read[0], (Some(0.25), why.clone()));
+        assert_eq!(read[1], read[0], "whitespace before values");
+        assert_eq!(read[2], (None, None));
+        assert_eq!(read[3], (Some(1.0), Some("Second.".to_owned())));
+        assert_eq!(read[4], (None, Some("\n\"Quoted\"".to_owned())));
+        assert!(read[5..9].iter().all(|r| *r == read[0]), "{read:?}");
+        assert_eq!(read[9], (Some(0.25), None));
+        // A repeated key is still refused, in the layout Bedrock writes too.
+        let twice = line(&bedrock.replace(r#""result":0.25"#, r#""result":0.25,"result":1"#));
+        assert!(scan(&twice).is_none());
     }
 
     #[test]
